@@ -1,0 +1,20 @@
+"""grokvideo: track xAI Grok video jobs (through CometAPI) to the end and archive them in S3.
+
+Modules, one concern each:
+
+- ``config``     settings read once from the function's environment
+- ``models``     job states, failure reasons, the normalised provider status
+- ``errors``     the error types every module raises (and nothing else escapes)
+- ``validation`` input checks for request ids and event fields
+- ``cometapi``   HTTP client over one urllib3 PoolManager
+- ``status``     parser: every response shape CometAPI sends -> one ``PollStatus``
+- ``jobs``       job store over DynamoDB (register, due index, claim, transition, outbox)
+- ``events``     output event details and the EventBridge publisher
+- ``backoff``    poll schedule with jitter
+- ``sweep``      the poller: claim due jobs, poll them concurrently, transition, publish
+- ``urlguard``   what a video download may connect to
+- ``archive``    streaming copy of a finished video into S3
+"""
+
+__all__ = ["__version__"]
+__version__ = "0.1.0"

@@ -1,0 +1,71 @@
+"""Domain types shared by every module: job states, failure reasons, normalised provider status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    """Lifecycle of a job. ``PENDING -> SUCCEEDED -> STORED`` is the happy path."""
+
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    STORED = "STORED"
+    FAILED = "FAILED"
+    ARCHIVE_FAILED = "ARCHIVE_FAILED"
+
+
+class FailureReason(StrEnum):
+    """Why a job ended ``FAILED`` (the ``reason`` of ``Video Generation Failed``)."""
+
+    PROVIDER_FAILED = "PROVIDER_FAILED"
+    MODERATED = "MODERATED"
+    EXPIRED = "EXPIRED"
+    NOT_FOUND = "NOT_FOUND"
+    TIMED_OUT = "TIMED_OUT"
+    REJECTED = "REJECTED"
+
+
+class ArchiveFailureReason(StrEnum):
+    """Why a finished video could not be stored (the ``reason`` of ``Video Archive Failed``)."""
+
+    URL_EXPIRED = "URL_EXPIRED"  # 403/404/410 from the video host
+    URL_REFUSED = "URL_REFUSED"  # the URL guard said no (scheme, host, address, redirect)
+    NOT_A_VIDEO = "NOT_A_VIDEO"  # wrong Content-Type or no MP4 signature
+    TOO_LARGE = "TOO_LARGE"  # over MaxVideoBytes, announced or streamed
+    TRANSFER_FAILED = "TRANSFER_FAILED"  # retries spent (5xx, timeouts, truncation, S3 errors)
+
+
+# --- What one poll of the provider says about a job -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Not finished yet. ``missing_url`` marks "done" answers that carried no usable URL."""
+
+    provider_status: str = ""
+    progress: int | None = None
+    missing_url: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    """Finished with a video at a temporary URL."""
+
+    video_url: str
+    duration: float | None = None
+    model: str | None = None
+    cost_usd: float | None = None
+    completed_at: int | None = None  # epoch seconds, when the provider says
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Finished without a video."""
+
+    reason: FailureReason
+    message: str
+
+
+PollStatus = Pending | Succeeded | Failed
