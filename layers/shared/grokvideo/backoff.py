@@ -1,0 +1,33 @@
+"""Poll schedule: when to ask the provider about a job again.
+
+The first poll comes ``first_delay`` seconds after registration; then the gap grows
+exponentially with "equal jitter" (half fixed, half random) up to ``cap``, so a crowd of jobs
+registered together spreads out instead of polling in lockstep.
+
+>>> import random
+>>> schedule = PollSchedule(first_delay=5, cap=60, rng=random.Random(7))
+>>> [round(schedule.delay(n)) for n in range(6)] # doctest: +SKIP
+[4, 8, 16, 29, 46, 53]
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+# CometAPI refreshes its view of a job about every 15 s; gaps grow from the first delay by
+# this factor per attempt.
+GROWTH = 2.0
+
+
+@dataclass(slots=True)
+class PollSchedule:
+    first_delay: float = 5.0
+    cap: float = 60.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait before the next poll of a job that has been polled ``attempts`` times."""
+        ceiling = min(self.cap, self.first_delay * GROWTH ** max(0, attempts))
+        ceiling = max(ceiling, 1.0)
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)

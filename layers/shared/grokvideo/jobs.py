@@ -1,0 +1,322 @@
+"""Job store: the jobs table behind a small interface.
+
+Every write that moves a job is conditional on the state it leaves, so two pollers racing on one
+job produce one transition. Jobs that need work (pending, or owing an event) carry the keys of
+the sparse ``due`` index (``due_shard``, ``next_poll_at``); a sweep queries only those.
+
+>>> store = JobStore("grokvideo-jobs")                      # doctest: +SKIP
+>>> store.register("4b2cd27e-0b0d", now=1_700_000_000)       # doctest: +SKIP
+True
+>>> for page in store.due(now=1_700_000_010):                # doctest: +SKIP
+...     for job in page:
+...         claimed = store.claim(job.request_id, owner="sweep-1", now=1_700_000_010)
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from grokvideo.models import JobState
+
+DUE_INDEX = "due"
+TERMINAL_STATES = frozenset({JobState.STORED, JobState.FAILED, JobState.ARCHIVE_FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One item of the jobs table, typed. Times are epoch seconds."""
+
+    request_id: str
+    state: JobState
+    registered_at: int
+    deadline_at: int
+    client_ref: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    submitted_at: int | None = None
+    attempts: int = 0
+    progress: int | None = None
+    missing_url_polls: int = 0
+    due_shard: int | None = None
+    next_poll_at: int | None = None
+    lease_owner: str | None = None
+    lease_until: int | None = None
+    outbox: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    video_url: str | None = None
+    duration: float | None = None
+    cost_usd: float | None = None
+    completed_at: int | None = None
+    bucket: str | None = None
+    key: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    content_type: str | None = None
+    expires_at: int | None = None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Job:
+        known = {f.name for f in fields(cls)}
+        values = {k: _from_dynamo(v) for k, v in item.items() if k in known}
+        values["state"] = JobState(values["state"])
+        raw_metadata = item.get("metadata")
+        values["metadata"] = json.loads(raw_metadata) if isinstance(raw_metadata, str) else {}
+        return cls(**values)
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return value
+
+
+class JobStore:
+    """Data access for jobs. ``items_read`` counts items DynamoDB read for due queries."""
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        shards: int = 4,
+        first_poll_delay: int = 5,
+        max_job_age: int = 3600,
+        finished_ttl_days: int = 30,
+        dynamodb: Any = None,
+    ) -> None:
+        resource = dynamodb or boto3.resource("dynamodb")
+        self._table = resource.Table(table_name)
+        self.shards = shards
+        self.first_poll_delay = first_poll_delay
+        self.max_job_age = max_job_age
+        self.finished_ttl = finished_ttl_days * 86_400
+        self.items_read = 0
+
+    # --- create / read ----------------------------------------------------------------------
+
+    def shard_of(self, request_id: str) -> int:
+        return zlib.crc32(request_id.encode()) % self.shards
+
+    def register(
+        self,
+        request_id: str,
+        *,
+        now: int,
+        client_ref: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        submitted_at: int | None = None,
+    ) -> bool:
+        """Add a pending job. Returns False (and changes nothing) when the id is already known."""
+        item: dict[str, Any] = {
+            "request_id": request_id,
+            "state": JobState.PENDING.value,
+            "registered_at": now,
+            "deadline_at": now + self.max_job_age,
+            "attempts": 0,
+            "due_shard": self.shard_of(request_id),
+            "next_poll_at": now + self.first_poll_delay,
+            "metadata": _to_dynamo(dict(metadata or {})),
+        }
+        for name, value in (("client_ref", client_ref), ("model", model), ("submitted_at", submitted_at)):
+            if value is not None:
+                item[name] = value
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(request_id)")
+        except ClientError as err:
+            if _conditional_failed(err):
+                return False
+            raise
+        return True
+
+    def get(self, request_id: str) -> Job | None:
+        item = self._table.get_item(Key={"request_id": request_id}, ConsistentRead=True).get("Item")
+        return Job.from_item(item) if item else None
+
+    def due(self, now: int, *, page_size: int = 100) -> Iterator[list[Job]]:
+        """Yield pages of jobs whose next poll time has come, shard by shard."""
+        for shard in range(self.shards):
+            kwargs: dict[str, Any] = {
+                "IndexName": DUE_INDEX,
+                "KeyConditionExpression": "due_shard = :s AND next_poll_at <= :now",
+                "ExpressionAttributeValues": {":s": shard, ":now": now},
+                "Limit": page_size,
+            }
+            while True:
+                page = self._table.query(**kwargs)
+                self.items_read += page.get("ScannedCount", 0)
+                jobs = [Job.from_item(item) for item in page.get("Items", [])]
+                if jobs:
+                    yield jobs
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def next_due_at(self) -> int | None:
+        """Earliest ``next_poll_at`` in the due index (one item read per shard), or None if empty."""
+        earliest: int | None = None
+        for shard in range(self.shards):
+            page = self._table.query(
+                IndexName=DUE_INDEX,
+                KeyConditionExpression="due_shard = :s",
+                ExpressionAttributeValues={":s": shard},
+                Limit=1,
+                ProjectionExpression="next_poll_at",
+            )
+            self.items_read += page.get("ScannedCount", 0)
+            for item in page.get("Items", []):
+                at = int(item["next_poll_at"])
+                earliest = at if earliest is None else min(earliest, at)
+        return earliest
+
+    # --- claims -----------------------------------------------------------------------------
+
+    def claim(self, request_id: str, *, owner: str, now: int, lease_seconds: int) -> Job | None:
+        """Take a lease on a job that still needs work; None when another worker holds it or it moved on."""
+        return self._update(
+            request_id,
+            "SET lease_owner = :owner, lease_until = :until",
+            "attribute_exists(due_shard) AND next_poll_at <= :now "
+            "AND (attribute_not_exists(lease_until) OR lease_until <= :now)",
+            {":owner": owner, ":until": now + lease_seconds, ":now": now},
+        )
+
+    def reschedule(
+        self,
+        job: Job,
+        *,
+        owner: str,
+        next_poll_at: int,
+        attempts: int | None = None,
+        progress: int | None = None,
+        missing_url_polls: int | None = None,
+    ) -> Job | None:
+        """Put a still-pending job back in the due index for ``next_poll_at`` and drop the lease."""
+        sets = {"next_poll_at": next_poll_at}
+        for name, value in (
+            ("attempts", attempts),
+            ("progress", progress),
+            ("missing_url_polls", missing_url_polls),
+        ):
+            if value is not None:
+                sets[name] = value
+        names = {f"#{k}": k for k in sets}
+        values: dict[str, Any] = {f":{k}": v for k, v in sets.items()}
+        values.update({":owner": owner, ":pending": JobState.PENDING.value})
+        expr = "SET " + ", ".join(f"#{k} = :{k}" for k in sets) + " REMOVE lease_owner, lease_until"
+        return self._update(
+            job.request_id,
+            expr,
+            "#state = :pending AND lease_owner = :owner",
+            values,
+            names={**names, "#state": "state"},
+        )
+
+    def release(self, job: Job, *, owner: str) -> Job | None:
+        """Give a claim back unchanged (the sweep is stopping)."""
+        return self._update(
+            job.request_id,
+            "REMOVE lease_owner, lease_until",
+            "lease_owner = :owner",
+            {":owner": owner},
+        )
+
+    # --- transitions and the outbox ---------------------------------------------------------
+
+    def transition(
+        self,
+        job: Job,
+        *,
+        to_state: JobState,
+        outbox: str,
+        now: int,
+        relay_after: int,
+        owner: str | None = None,
+        changes: Mapping[str, Any] | None = None,
+    ) -> Job | None:
+        """Move ``job`` from its current state to ``to_state`` and owe the event ``outbox``.
+
+        The job (re)enters the due index at ``now + relay_after``: if the caller dies before the
+        event is accepted, a later sweep publishes it. Returns None when the job had already left
+        ``job.state`` (another worker won) or ``owner`` no longer holds the lease.
+        """
+        sets: dict[str, Any] = {k: v for k, v in (changes or {}).items() if v is not None}
+        sets.update(
+            {
+                "state": to_state.value,
+                "outbox": outbox,
+                "due_shard": self.shard_of(job.request_id),
+                "next_poll_at": now + relay_after,
+            }
+        )
+        names = {f"#{k}": k for k in sets}
+        values: dict[str, Any] = {f":{k}": _to_dynamo(v) for k, v in sets.items()}
+        values[":from"] = job.state.value
+        condition = "#state = :from"
+        if owner is not None:
+            condition += " AND lease_owner = :owner"
+            values[":owner"] = owner
+        expr = "SET " + ", ".join(f"#{k} = :{k}" for k in sets) + " REMOVE lease_owner, lease_until"
+        return self._update(job.request_id, expr, condition, values, names=names)
+
+    def clear_outbox(self, job: Job, *, now: int) -> Job | None:
+        """The owed event was accepted: take the job out of the due index (and start its TTL)."""
+        expr = "REMOVE outbox, due_shard, next_poll_at, lease_owner, lease_until"
+        values: dict[str, Any] = {":outbox": job.outbox, ":state": job.state.value}
+        if job.state in TERMINAL_STATES:
+            expr = "SET expires_at = :expires " + expr
+            values[":expires"] = now + self.finished_ttl
+        return self._update(
+            job.request_id,
+            expr,
+            "outbox = :outbox AND #state = :state",
+            values,
+            names={"#state": "state"},
+        )
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _update(
+        self,
+        request_id: str,
+        update: str,
+        condition: str,
+        values: Mapping[str, Any],
+        *,
+        names: Mapping[str, str] | None = None,
+    ) -> Job | None:
+        kwargs: dict[str, Any] = {
+            "Key": {"request_id": request_id},
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": dict(values),
+            "ReturnValues": "ALL_NEW",
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
+        try:
+            return Job.from_item(self._table.update_item(**kwargs)["Attributes"])
+        except ClientError as err:
+            if _conditional_failed(err):
+                return None
+            raise
+
+
+def _conditional_failed(err: ClientError) -> bool:
+    return err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"

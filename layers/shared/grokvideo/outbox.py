@@ -1,0 +1,58 @@
+"""The event a job owes, rebuilt from the job itself.
+
+A transition records only the detail-type it owes (``Job.outbox``); the detail is derived from
+the stored job, so the first attempt and a relay after a crash send the same event.
+
+>>> event_for(job).detail_type                                  # doctest: +SKIP
+<DetailType.SUCCEEDED: 'Video Generation Succeeded'>
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grokvideo import events
+from grokvideo.errors import GrokVideoError
+from grokvideo.jobs import Job
+from grokvideo.models import ArchiveFailureReason, FailureReason
+
+
+def event_for(job: Job) -> events.OutputEvent:
+    """The output event ``job.outbox`` names, with the fields DESIGN.md fixes for it."""
+    common: dict[str, Any] = {"request_id": job.request_id, "client_ref": job.client_ref, "metadata": job.metadata}
+    match job.outbox:
+        case events.DetailType.SUCCEEDED:
+            return events.generation_succeeded(
+                **common,
+                video_url=job.video_url or "",
+                duration=job.duration,
+                model=job.model,
+                cost_usd=job.cost_usd,
+                submitted_at=job.submitted_at,
+                completed_at=job.completed_at,
+            )
+        case events.DetailType.FAILED:
+            return events.generation_failed(
+                **common,
+                reason=FailureReason(job.reason or FailureReason.PROVIDER_FAILED),
+                message=job.message or "",
+            )
+        case events.DetailType.STORED:
+            return events.video_stored(
+                **common,
+                bucket=job.bucket or "",
+                key=job.key or "",
+                s3_uri=f"s3://{job.bucket}/{job.key}",
+                size_bytes=job.size_bytes or 0,
+                sha256=job.sha256 or "",
+                content_type=job.content_type or "video/mp4",
+                duration=job.duration,
+                model=job.model,
+            )
+        case events.DetailType.ARCHIVE_FAILED:
+            return events.archive_failed(
+                **common,
+                reason=job.reason or ArchiveFailureReason.TRANSFER_FAILED,
+                message=job.message or "",
+            )
+    raise GrokVideoError(f"job {job.request_id} owes no known event (outbox={job.outbox!r})")

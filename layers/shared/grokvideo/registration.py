@@ -1,0 +1,64 @@
+"""Registration: a ``Video Job Track Requested`` event becomes a pending job, or a rejection.
+
+An invalid request never reaches a URL or the table: it is answered with ``Video Request
+Rejected`` naming every offending field.
+
+>>> register_track_request({"request_id": "4b2cd27e"}, store=store, publisher=pub, now=0)  # doctest: +SKIP
+Registration(request_id='4b2cd27e', created=True, errors=[])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from grokvideo import events
+from grokvideo.errors import ValidationError
+from grokvideo.jobs import JobStore
+from grokvideo.validation import parse_track_request, validate_client_ref, validate_metadata
+
+INVALID_REQUEST = "INVALID_REQUEST"
+
+
+class Publisher(Protocol):
+    def publish_one(self, event: events.OutputEvent) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    request_id: str | None
+    created: bool
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> bool:
+        return bool(self.errors)
+
+
+def register_track_request(
+    detail: Mapping[str, Any], *, store: JobStore, publisher: Publisher, now: int
+) -> Registration:
+    """Validate the detail of a track request and add the job (idempotent on ``request_id``)."""
+    try:
+        request = parse_track_request(detail)
+    except ValidationError as err:
+        publisher.publish_one(
+            events.request_rejected(
+                reason=INVALID_REQUEST,
+                errors=err.errors,
+                client_ref=_echo(validate_client_ref, detail.get("client_ref")),
+                metadata=_echo(validate_metadata, detail.get("metadata")) or {},
+            )
+        )
+        return Registration(request_id=None, created=False, errors=err.errors)
+    created = store.register(request.request_id, now=now, client_ref=request.client_ref, metadata=request.metadata)
+    return Registration(request_id=request.request_id, created=created)
+
+
+def _echo(validate: Any, value: Any) -> Any:
+    """Echo a field back on a rejection only when it is itself valid."""
+    try:
+        return validate(value)
+    except ValidationError:
+        return None

@@ -1,0 +1,90 @@
+"""Cold-start wiring for the Lambda handlers: settings, clients and the API key, built once.
+
+Handlers call these factories; each builds its object on first use and reuses it while the
+execution environment stays warm.
+
+>>> store = job_store()          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+import boto3
+from aws_lambda_powertools.utilities import parameters
+from botocore.config import Config
+
+from grokvideo.backoff import PollSchedule
+from grokvideo.cometapi import CometApiClient
+from grokvideo.config import Settings
+from grokvideo.errors import ConfigurationError
+from grokvideo.events import EventPublisher
+from grokvideo.jobs import JobStore
+from grokvideo.sweep import Sweeper
+
+# The key is re-read from Secrets Manager at most every 5 minutes, so a rotated key is picked up
+# without a redeploy.
+API_KEY_MAX_AGE = 300
+AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 4})
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@cache
+def job_store() -> JobStore:
+    s = settings().require("table_name")
+    return JobStore(
+        s.table_name,
+        shards=s.due_shards,
+        first_poll_delay=s.first_poll_delay_seconds,
+        max_job_age=s.max_job_age_seconds,
+        finished_ttl_days=s.finished_ttl_days,
+        dynamodb=boto3.resource("dynamodb", config=AWS_CONFIG),
+    )
+
+
+@cache
+def publisher() -> EventPublisher:
+    s = settings().require("event_bus_name")
+    return EventPublisher(s.event_bus_name, s.event_source)
+
+
+def api_key() -> str:
+    """The CometAPI key from Secrets Manager: the bare key, or JSON ``{"api_key": ...}``."""
+    arn = settings().require("api_key_secret_arn").api_key_secret_arn
+    value = parameters.get_secret(arn, max_age=API_KEY_MAX_AGE)
+    if isinstance(value, bytes):
+        value = value.decode()
+    value = str(value).strip()
+    if value.startswith("{"):
+        try:
+            value = str(json.loads(value)["api_key"]).strip()
+        except (ValueError, KeyError, TypeError):
+            raise ConfigurationError("the API key secret is JSON but has no 'api_key' field") from None
+    if not value:
+        raise ConfigurationError("the API key secret is empty: store the CometAPI key in it")
+    return value
+
+
+@cache
+def cometapi() -> CometApiClient:
+    s = settings()
+    return CometApiClient(s.api_base_url, api_key, maxsize=max(s.poll_concurrency, 10))
+
+
+def sweeper() -> Sweeper:
+    """A fresh sweeper per invocation (it carries the invocation's report), on shared clients."""
+    s = settings()
+    return Sweeper(
+        job_store(),
+        cometapi(),
+        publisher(),
+        concurrency=s.poll_concurrency,
+        schedule=PollSchedule(first_delay=s.first_poll_delay_seconds, cap=s.poll_interval_seconds),
+        lease_seconds=s.lease_seconds,
+        sweep_seconds=s.sweep_seconds,
+    )

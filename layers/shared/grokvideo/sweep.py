@@ -1,0 +1,364 @@
+"""The poller's sweep: claim due jobs, poll them concurrently, move them on, announce the ends.
+
+One ``Sweeper.run()`` per scheduled invocation. It keeps sweeping while jobs are due and its time
+budget lasts, then returns a ``SweepReport`` for metrics. Outcomes per poll:
+
+===========================  ==================================================================
+provider says                what happens to the job
+===========================  ==================================================================
+pending / unknown status     polled again after a jittered backoff (capped)
+succeeded                    ``SUCCEEDED`` + ``Video Generation Succeeded``
+failed/expired/moderated     ``FAILED`` + ``Video Generation Failed`` with the reason
+no URL after "done"          pending a few more polls, then ``FAILED`` (PROVIDER_FAILED)
+5xx, timeout, non-JSON       this job backs off alone
+429                          the whole sweep pauses for Retry-After
+401 / 403                    the sweep stops; no job is failed (``auth_failed`` -> alarm)
+unknown id                   pending while the id is fresh, then ``FAILED`` (NOT_FOUND)
+400 / 422                    ``FAILED`` (MODERATED when the provider says so, else REJECTED)
+past the deadline            ``FAILED`` (TIMED_OUT), without polling
+===========================  ==================================================================
+
+>>> report = Sweeper(store, client, publisher, concurrency=16).run(time_left=lambda: 60)  # doctest: +SKIP
+>>> report.polled                                                                          # doctest: +SKIP
+12
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aws_lambda_powertools import Logger
+
+from grokvideo.backoff import PollSchedule
+from grokvideo.errors import (
+    AuthError,
+    CometApiError,
+    EventPublishError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitedError,
+)
+from grokvideo.events import OutputEvent
+from grokvideo.jobs import Job, JobStore
+from grokvideo.models import Failed, FailureReason, JobState, Pending, PollStatus, Succeeded
+from grokvideo.outbox import event_for
+
+logger = Logger(child=True)
+
+MESSAGE_LIMIT = 1000
+
+
+class StatusSource(Protocol):
+    def get_video(self, request_id: str) -> PollStatus: ...
+
+
+class Publisher(Protocol):
+    def publish_one(self, event: OutputEvent) -> None: ...
+
+
+@dataclass
+class SweepReport:
+    """What one invocation did; the handler turns it into metrics."""
+
+    polled: int = 0
+    succeeded: int = 0
+    failed: Counter[str] = field(default_factory=Counter)  # by reason
+    rescheduled: int = 0
+    events_published: int = 0
+    publish_errors: int = 0
+    poll_errors: Counter[str] = field(default_factory=Counter)  # by error class
+    lost_claims: int = 0
+    unexpected_errors: int = 0
+    passes: int = 0
+    items_read: int = 0
+    auth_failed: bool = False
+    rate_limited: bool = False
+    duration_seconds: float = 0.0
+
+
+class RateGate:
+    """Shared pause: after a 429 every worker waits until the provider's Retry-After has passed."""
+
+    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+        self._clock, self._sleep = clock, sleep
+        self._open_at = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def open_at(self) -> float:
+        return self._open_at
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._open_at = max(self._open_at, self._clock() + seconds)
+
+    def wait(self, give_up_at: float) -> bool:
+        """Block until open; False (without waiting) when it opens only after ``give_up_at``."""
+        while (delay := self._open_at - self._clock()) > 0:
+            if self._open_at > give_up_at:
+                return False
+            self._sleep(delay)
+        return True
+
+
+class Sweeper:
+    """Polls every due job once per pass, ``concurrency`` at a time."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        client: StatusSource,
+        publisher: Publisher,
+        *,
+        concurrency: int = 16,
+        schedule: PollSchedule | None = None,
+        lease_seconds: int = 120,
+        sweep_seconds: float = 50,
+        relay_after: int = 30,
+        fresh_id_grace: int = 60,
+        missing_url_limit: int = 3,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        owner: str | None = None,
+    ) -> None:
+        self.store, self.client, self.publisher = store, client, publisher
+        self.concurrency = concurrency
+        self.schedule = schedule or PollSchedule()
+        self.lease_seconds = lease_seconds
+        self.sweep_seconds = sweep_seconds
+        self.relay_after = relay_after
+        self.fresh_id_grace = fresh_id_grace
+        self.missing_url_limit = missing_url_limit
+        self.clock, self.sleep = clock, sleep
+        self.owner = owner or f"sweep-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.gate = RateGate(clock, sleep)
+        # ``concurrency`` bounds calls in flight to the provider; the pool has twice as many
+        # threads so table writes and PutEvents of finished polls overlap the next polls.
+        self._api_slots = threading.BoundedSemaphore(concurrency)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._report = SweepReport()
+        self._give_up_at = 0.0
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self, *, time_left: Callable[[], float] | None = None, safety_margin: float = 15) -> SweepReport:
+        """Sweep until nothing is due within the budget, the budget ends, or the key is refused.
+
+        ``time_left`` (seconds, e.g. from the Lambda context) bounds the budget so an invocation
+        never times out mid-write.
+        """
+        started = self.clock()
+        # Hard stop: no new poll may start after it (the invocation must end cleanly). The first
+        # pass always runs; further passes only within ``sweep_seconds``.
+        self._give_up_at = float("inf") if time_left is None else started + time_left() - safety_margin
+        sweep_until = min(started + self.sweep_seconds, self._give_up_at)
+        reads_before = self.store.items_read
+        with ThreadPoolExecutor(max_workers=self.concurrency * 2, thread_name_prefix="poll") as pool:
+            while not self._stop.is_set():
+                worked = self._pass(pool)
+                self._report.passes += 1
+                if self._stop.is_set():
+                    break
+                next_at = self.store.next_due_at()
+                if next_at is None:
+                    break  # nothing pending at all
+                delay = max(next_at - self.clock(), 0.0 if worked else 1.0)
+                if self.clock() + delay >= sweep_until:
+                    break
+                self.sleep(delay)
+        self._report.items_read = self.store.items_read - reads_before
+        self._report.duration_seconds = self.clock() - started
+        return self._report
+
+    def _pass(self, pool: ThreadPoolExecutor) -> int:
+        """Submit every job due now; return how many this sweep claimed."""
+        now = int(self.clock())
+        slots = threading.BoundedSemaphore(self.concurrency * 4)  # bounded read-ahead
+        futures: list[Future[bool]] = []
+        for page in self.store.due(now):
+            for job in page:
+                if self._stop.is_set() or self.clock() >= self._give_up_at:
+                    break
+                slots.acquire()
+                future = pool.submit(self._work, job.request_id)
+                future.add_done_callback(lambda _: slots.release())
+                futures.append(future)
+        wait(futures)
+        return sum(1 for f in futures if f.result())
+
+    # --- one job ----------------------------------------------------------------------------
+
+    def _work(self, request_id: str) -> bool:
+        try:
+            job = self.store.claim(
+                request_id, owner=self.owner, now=int(self.clock()), lease_seconds=self.lease_seconds
+            )
+            if job is None:
+                self._count(lost_claims=1)
+                return False
+            if job.outbox:
+                self._deliver(job)
+            elif job.state is not JobState.PENDING or self._stop.is_set():
+                self.store.release(job, owner=self.owner)
+            else:
+                self._poll(job)
+            return True
+        except Exception:  # one job's surprise must not end the sweep; its lease expires
+            logger.exception("unexpected error while sweeping a job", extra={"request_id": request_id})
+            self._count(unexpected_errors=1)
+            return True
+
+    def _poll(self, job: Job) -> None:
+        now = self.clock()
+        if now >= job.deadline_at:
+            age = int(now - job.registered_at)
+            self._finish(job, Failed(FailureReason.TIMED_OUT, f"no result after {age} s (deadline reached)"))
+            return
+        if not self.gate.wait(self._give_up_at):
+            self.store.reschedule(job, owner=self.owner, next_poll_at=int(self.gate.open_at) + 1)
+            return
+        with self._api_slots:
+            if self._stop.is_set():  # the key was refused while this job waited for a slot
+                self.store.release(job, owner=self.owner)
+                return
+            try:
+                status = self.client.get_video(job.request_id)
+            except CometApiError as err:
+                failure: CometApiError | None = err
+            else:
+                failure = None
+        if failure is not None:
+            self._on_error(job, failure)
+            return
+        with self._lock:
+            self._report.polled += 1
+        if isinstance(status, Pending):
+            self._on_pending(job, status)
+        else:
+            self._finish(job, status)
+
+    def _on_pending(self, job: Job, status: Pending) -> None:
+        missing = job.missing_url_polls + 1 if status.missing_url else job.missing_url_polls
+        if missing >= self.missing_url_limit:
+            self._finish(job, Failed(FailureReason.PROVIDER_FAILED, "completed without a video URL"))
+            return
+        self._backoff(job, progress=status.progress, missing_url_polls=missing)
+
+    def _on_error(self, job: Job, err: CometApiError) -> None:
+        self._count_error(type(err).__name__)
+        extra = {"request_id": job.request_id, "error": type(err).__name__, "status": err.status}
+        if isinstance(err, RateLimitedError):
+            logger.warning("provider rate limit: pausing the sweep", extra={**extra, "retry_after": err.retry_after})
+            self.gate.pause(err.retry_after)
+            with self._lock:
+                self._report.rate_limited = True
+            self.store.reschedule(job, owner=self.owner, next_poll_at=int(self.clock() + err.retry_after) + 1)
+        elif isinstance(err, AuthError):
+            logger.error("provider refused our API key: stopping the sweep, no job is failed", extra=extra)
+            self._stop.set()
+            with self._lock:
+                self._report.auth_failed = True
+            self.store.release(job, owner=self.owner)
+        elif isinstance(err, NotFoundError):
+            if self.clock() - job.registered_at < self.fresh_id_grace:
+                self._backoff(job)  # a fresh id can briefly be unknown to the provider
+            else:
+                self._finish(job, Failed(FailureReason.NOT_FOUND, f"provider does not know this job: {err}"))
+        elif isinstance(err, InvalidRequestError):
+            reason = FailureReason.MODERATED if err.moderated else FailureReason.REJECTED
+            self._finish(job, Failed(reason, str(err)))
+        else:  # retryable, or an answer we cannot read: this job alone backs off
+            logger.warning("poll failed, backing off the job", extra={**extra, "message": str(err)})
+            self._backoff(job)
+
+    def _backoff(self, job: Job, *, progress: int | None = None, missing_url_polls: int | None = None) -> None:
+        attempts = job.attempts + 1
+        next_at = int(self.clock() + self.schedule.delay(attempts)) + 1
+        moved = self.store.reschedule(
+            job,
+            owner=self.owner,
+            next_poll_at=next_at,
+            attempts=attempts,
+            progress=progress,
+            missing_url_polls=missing_url_polls,
+        )
+        self._count(rescheduled=1 if moved else 0, lost_claims=0 if moved else 1)
+
+    def _finish(self, job: Job, outcome: Succeeded | Failed) -> None:
+        now = int(self.clock())
+        if isinstance(outcome, Succeeded):
+            to_state, changes = (
+                JobState.SUCCEEDED,
+                {
+                    "video_url": outcome.video_url,
+                    "duration": outcome.duration,
+                    "model": outcome.model or job.model,
+                    "cost_usd": outcome.cost_usd,
+                    "completed_at": outcome.completed_at or now,
+                    "progress": 100,
+                },
+            )
+            outbox = "Video Generation Succeeded"
+        else:
+            to_state, changes = (
+                JobState.FAILED,
+                {
+                    "reason": outcome.reason.value,
+                    "message": outcome.message[:MESSAGE_LIMIT],
+                    "completed_at": now,
+                },
+            )
+            outbox = "Video Generation Failed"
+        moved = self.store.transition(
+            job,
+            to_state=to_state,
+            outbox=outbox,
+            now=now,
+            relay_after=self.relay_after,
+            owner=self.owner,
+            changes=changes,
+        )
+        if moved is None:
+            self._count(lost_claims=1)
+            return
+        with self._lock:
+            if isinstance(outcome, Succeeded):
+                self._report.succeeded += 1
+            else:
+                self._report.failed[outcome.reason.value] += 1
+        logger.info("job finished", extra={"request_id": job.request_id, "state": to_state.value})
+        self._deliver(moved)
+
+    def _deliver(self, job: Job) -> None:
+        """Publish the event the job owes; only once accepted does it leave the due index."""
+        try:
+            self.publisher.publish_one(event_for(job))
+        except EventPublishError as err:
+            logger.warning(
+                "event not accepted yet; a later sweep relays it",
+                extra={"request_id": job.request_id, "detail_type": job.outbox, "error": str(err)},
+            )
+            self._count(publish_errors=1)
+            return
+        self.store.clear_outbox(job, now=int(self.clock()))
+        self._count(events_published=1)
+
+    # --- bookkeeping ------------------------------------------------------------------------
+
+    def _count(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self._report, name, getattr(self._report, name) + delta)
+
+    def _count_error(self, kind: str) -> None:
+        with self._lock:
+            self._report.poll_errors[kind] += 1

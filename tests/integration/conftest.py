@@ -1,0 +1,139 @@
+"""Integration fixtures: AWS in-process (moto ``mock_aws``) and the fake CometAPI over loopback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from grokvideo.backoff import PollSchedule
+from grokvideo.cometapi import CometApiClient
+from grokvideo.events import EventPublisher
+from grokvideo.jobs import JobStore
+from grokvideo.sweep import Sweeper
+from local.fake_cometapi import FakeCometAPI
+from tests.moto_threads import serialize_moto_dynamodb
+
+TABLE = "grokvideo-jobs"
+BUS = "grokvideo-bus"
+SOURCE = "grokvideo"
+API_KEY = "test-key"
+
+
+def create_jobs_table(dynamodb: Any, name: str = TABLE) -> Any:
+    """The table as template.yaml declares it (key, sparse due index)."""
+    return dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "request_id", "AttributeType": "S"},
+            {"AttributeName": "due_shard", "AttributeType": "N"},
+            {"AttributeName": "next_poll_at", "AttributeType": "N"},
+        ],
+        KeySchema=[{"AttributeName": "request_id", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "due",
+                "KeySchema": [
+                    {"AttributeName": "due_shard", "KeyType": "HASH"},
+                    {"AttributeName": "next_poll_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+
+
+@dataclass
+class EventCapture:
+    """Every event our source puts on the bus, delivered by a rule into an SQS queue."""
+
+    sqs: Any
+    queue_url: str
+
+    def drain(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            messages = got.get("Messages", [])
+            if not messages:
+                return events
+            for m in messages:
+                events.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def of_type(self, events: list[dict[str, Any]], detail_type: str) -> list[dict[str, Any]]:
+        return [e for e in events if e["detail-type"] == detail_type]
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    serialize_moto_dynamodb()
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def table(aws: None) -> Any:
+    return create_jobs_table(boto3.resource("dynamodb"))
+
+
+@pytest.fixture
+def capture(aws: None) -> EventCapture:
+    events = boto3.client("events")
+    sqs = boto3.client("sqs")
+    events.create_event_bus(Name=BUS)
+    queue_url = sqs.create_queue(QueueName="captured-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="capture", EventBusName=BUS, EventPattern=json.dumps({"source": [SOURCE]}))
+    events.put_targets(Rule="capture", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
+    return EventCapture(sqs, queue_url)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeCometAPI]:
+    server = FakeCometAPI(api_key=API_KEY, ready_after=0.0).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def store(table: Any) -> JobStore:
+    return JobStore(TABLE, first_poll_delay=0, max_job_age=3600)
+
+
+@pytest.fixture
+def publisher(capture: EventCapture) -> EventPublisher:
+    return EventPublisher(BUS, SOURCE)
+
+
+@pytest.fixture
+def make_sweeper(store: JobStore, publisher: EventPublisher, fake: FakeCometAPI) -> Callable[..., Sweeper]:
+    """A sweeper wired to the fake over real HTTP; keyword arguments override its settings."""
+
+    def make(**overrides: Any) -> Sweeper:
+        client = overrides.pop("client", None) or CometApiClient(fake.base_url, lambda: API_KEY, read_timeout=2.0)
+        options: dict[str, Any] = {
+            "concurrency": 8,
+            "schedule": PollSchedule(first_delay=0.2, cap=0.5),
+            "sweep_seconds": 0,
+        }
+        options.update(overrides)
+        return Sweeper(store, client, publisher, **options)
+
+    return make

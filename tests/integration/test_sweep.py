@@ -1,0 +1,229 @@
+"""The poller's sweep over real HTTP (fake CometAPI on loopback) and moto (table, bus)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from grokvideo.errors import EventPublishError
+from grokvideo.events import EventPublisher, OutputEvent
+from grokvideo.jobs import JobStore
+from grokvideo.models import JobState
+from grokvideo.sweep import Sweeper
+from local.fake_cometapi import FakeCometAPI
+from tests.integration.conftest import EventCapture
+from tests.schema_check import assert_valid_event
+
+SUCCEEDED = "Video Generation Succeeded"
+FAILED = "Video Generation Failed"
+
+
+def register(store: JobStore, fake: FakeCometAPI, outcome: str = "done", *, age: int = 0, **kw: Any) -> str:
+    request_id = fake.add_job(outcome=outcome, ready_after=0, **kw)
+    store.register(request_id, now=int(time.time()) - age, client_ref=f"ref-{outcome}", metadata={"o": outcome})
+    return request_id
+
+
+def events_by_id(capture: EventCapture) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for event in capture.drain():
+        assert event["source"] == "grokvideo"
+        assert_valid_event(event["detail-type"], event["detail"])
+        grouped.setdefault(event["detail"]["request_id"], []).append(event)
+    return grouped
+
+
+def test_done_job_succeeds_with_one_event_and_leaves_the_due_index(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    rid = register(store, fake)
+    report = make_sweeper().run()
+    assert (report.polled, report.succeeded, report.events_published) == (1, 1, 1)
+    [event] = events_by_id(capture)[rid]
+    assert event["detail-type"] == SUCCEEDED
+    detail = event["detail"]
+    assert detail["video_url"] == fake.video_url(rid)
+    assert (detail["duration"], detail["model"], detail["cost_usd"]) == (1, "grok-imagine-video", 0.05)
+    assert (detail["client_ref"], detail["metadata"]) == ("ref-done", {"o": "done"})
+    job = store.get(rid)
+    assert job is not None and job.state is JobState.SUCCEEDED and job.outbox is None
+    assert job.next_poll_at is None and job.due_shard is None
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason"),
+    [("failed", "PROVIDER_FAILED"), ("expired", "EXPIRED"), ("moderated", "MODERATED")],
+)
+def test_each_provider_failure_ends_failed_with_its_reason(
+    outcome: str,
+    reason: str,
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    make_sweeper: Callable[..., Sweeper],
+) -> None:
+    rid = register(store, fake, outcome)
+    report = make_sweeper().run()
+    assert report.failed == Counter({reason: 1})
+    [event] = events_by_id(capture)[rid]
+    assert event["detail-type"] == FAILED
+    assert event["detail"]["reason"] == reason and event["detail"]["message"]
+    job = store.get(rid)
+    assert job is not None and (job.state, job.reason) == (JobState.FAILED, reason)
+    assert job.expires_at is not None  # finished: TTL started
+
+
+def test_unknown_id_is_pending_while_fresh_then_not_found(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    fresh = "unknown-fresh"
+    stale = "unknown-stale"
+    store.register(fresh, now=int(time.time()))
+    store.register(stale, now=int(time.time()) - 120)
+    report = make_sweeper().run()
+    assert report.failed == Counter({"NOT_FOUND": 1})
+    assert store.get(fresh).state is JobState.PENDING  # type: ignore[union-attr]
+    assert store.get(fresh).attempts == 1  # type: ignore[union-attr]
+    assert [e["detail"]["reason"] for e in events_by_id(capture)[stale]] == ["NOT_FOUND"]
+
+
+def test_done_without_url_is_polled_again_then_failed(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    rid = register(store, fake, "no_url")
+    sweeper = make_sweeper(sweep_seconds=10)
+    report = sweeper.run()
+    assert report.polled == 3  # missing_url_limit
+    [event] = events_by_id(capture)[rid]
+    assert event["detail"]["reason"] == "PROVIDER_FAILED"
+    assert "without a video URL" in event["detail"]["message"]
+
+
+def test_job_past_its_deadline_times_out_without_a_poll(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    rid = register(store, fake, "done", age=3601)
+    fake.reset()
+    report = make_sweeper().run()
+    assert report.polled == 0 and report.failed == Counter({"TIMED_OUT": 1})
+    assert not [r for r in fake.requests if rid in r[1]]
+    [event] = events_by_id(capture)[rid]
+    assert event["detail"]["reason"] == "TIMED_OUT"
+
+
+def test_pending_job_is_rescheduled_with_backoff(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=3600)
+    store.register(rid, now=int(time.time()))
+    report = make_sweeper().run()
+    job = store.get(rid)
+    assert job is not None
+    assert (job.state, job.attempts, report.rescheduled) == (JobState.PENDING, 1, 1)
+    assert job.next_poll_at is not None and job.next_poll_at > time.time()
+    assert job.lease_owner is None
+    assert capture.drain() == []
+
+
+def test_server_errors_back_off_the_job_alone(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    sick = register(store, fake)
+    healthy = register(store, fake)
+    fake.inject("503", count=1, path=f"/grok/v1/videos/{sick}")
+    report = make_sweeper().run()
+    assert report.poll_errors == Counter({"RetryableError": 1})
+    assert store.get(sick).state is JobState.PENDING  # type: ignore[union-attr]
+    assert store.get(healthy).state is JobState.SUCCEEDED  # type: ignore[union-attr]
+    assert list(events_by_id(capture)) == [healthy]
+
+
+def test_rate_limit_pauses_the_whole_sweep_for_retry_after(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    ids = [register(store, fake) for _ in range(4)]
+    fake.inject("429", count=1, retry_after=2)
+    started = time.monotonic()
+    report = make_sweeper(concurrency=1, sweep_seconds=15).run()
+    elapsed = time.monotonic() - started
+    assert report.rate_limited and report.poll_errors["RateLimitedError"] == 1
+    assert elapsed >= 2.0  # nobody polled during the pause
+    assert report.succeeded == 4
+    assert sorted(events_by_id(capture)) == sorted(ids)
+
+
+def test_auth_outage_stops_the_sweep_and_fails_no_job(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    ids = [register(store, fake) for _ in range(10)]
+    sweeper = make_sweeper(concurrency=1, client=_client_with_key(fake, "revoked-key"))
+    report = sweeper.run()
+    assert report.auth_failed
+    assert report.poll_errors == Counter({"AuthError": 1})  # stopped at the first refusal
+    assert report.failed == Counter() and report.succeeded == 0
+    for rid in ids:
+        job = store.get(rid)
+        assert job is not None and job.state is JobState.PENDING and job.lease_owner is None
+    assert capture.drain() == []
+
+
+def test_two_pollers_racing_produce_one_transition_and_one_event_per_job(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    ids = [register(store, fake) for _ in range(30)]
+    fake.set_latency(0.02)
+    sweepers = [make_sweeper(concurrency=8), make_sweeper(concurrency=8)]
+    reports: list[Any] = []
+    threads = [threading.Thread(target=lambda s=s: reports.append(s.run())) for s in sweepers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sum(r.succeeded for r in reports) == 30
+    grouped = events_by_id(capture)
+    assert sorted(grouped) == sorted(ids)
+    assert all(len(events) == 1 for events in grouped.values())
+
+
+class CrashingPublisher:
+    """Accepts nothing: stands for a process that died between the state write and PutEvents."""
+
+    def publish_one(self, event: OutputEvent) -> None:
+        raise EventPublishError("simulated crash before PutEvents")
+
+
+def test_event_lost_to_a_crash_after_the_state_write_goes_out_on_the_next_sweep(
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    make_sweeper: Callable[..., Sweeper],
+) -> None:
+    rid = register(store, fake)
+    first = Sweeper(store, make_sweeper().client, CrashingPublisher(), sweep_seconds=0)
+    report = first.run()
+    assert report.succeeded == 1 and report.publish_errors == 1
+    job = store.get(rid)
+    assert job is not None and job.state is JobState.SUCCEEDED and job.outbox == SUCCEEDED
+    assert capture.drain() == []
+
+    fake.reset()
+    later = make_sweeper(clock=lambda: time.time() + 31)  # the next scheduled tick
+    report = later.run()
+    assert report.polled == 0 and report.events_published == 1  # relayed, not polled again
+    [event] = events_by_id(capture)[rid]
+    assert event["detail-type"] == SUCCEEDED and event["detail"]["video_url"] == fake.video_url(rid)
+    job = store.get(rid)
+    assert job is not None and job.outbox is None and job.due_shard is None
+    assert not [r for r in fake.requests if rid in r[1]]
+
+
+def _client_with_key(fake: FakeCometAPI, key: str) -> Any:
+    from grokvideo.cometapi import CometApiClient
+
+    return CometApiClient(fake.base_url, lambda: key, read_timeout=2.0)
