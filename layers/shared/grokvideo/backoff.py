@@ -28,6 +28,8 @@ class PollSchedule:
 
     def delay(self, attempts: int) -> float:
         """Seconds to wait before the next poll of a job that has been polled ``attempts`` times."""
-        ceiling = min(self.cap, self.first_delay * GROWTH ** max(0, attempts))
+        # The exponent is clamped: past ~30 doublings every gap is the cap anyway, and 2.0**1024
+        # overflows.
+        ceiling = min(self.cap, self.first_delay * GROWTH ** min(max(0, attempts), 30))
         ceiling = max(ceiling, 1.0)
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
