@@ -32,6 +32,6 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
     else:
         logger.set_correlation_id(result.request_id)
-        logger.info("job registered" if result.created else "job already known", extra={"created": result.created})
+        logger.info("job registered" if result.created else "job already known", extra={"new_job": result.created})
         metrics.add_metric(name="JobsRegistered", unit=MetricUnit.Count, value=int(result.created))
     return {"request_id": result.request_id, "created": result.created, "errors": result.errors}

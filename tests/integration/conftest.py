@@ -123,8 +123,13 @@ def publisher(capture: EventCapture) -> EventPublisher:
 
 
 @pytest.fixture
-def make_sweeper(store: JobStore, publisher: EventPublisher, fake: FakeCometAPI) -> Callable[..., Sweeper]:
-    """A sweeper wired to the fake over real HTTP; keyword arguments override its settings."""
+def make_sweeper(store: JobStore, publisher: EventPublisher, fake: FakeCometAPI) -> Iterator[Callable[..., Sweeper]]:
+    """A sweeper wired to the fake over real HTTP; keyword arguments override its settings.
+
+    At teardown every sweeper made must have met no unexpected error (those are swallowed per
+    job at run time so one job cannot end a sweep, which would hide bugs from the tests).
+    """
+    made: list[Sweeper] = []
 
     def make(**overrides: Any) -> Sweeper:
         client = overrides.pop("client", None) or CometApiClient(fake.base_url, lambda: API_KEY, read_timeout=2.0)
@@ -134,6 +139,9 @@ def make_sweeper(store: JobStore, publisher: EventPublisher, fake: FakeCometAPI)
             "sweep_seconds": 0,
         }
         options.update(overrides)
-        return Sweeper(store, client, publisher, **options)
+        sweeper = Sweeper(store, client, publisher, **options)
+        made.append(sweeper)
+        return sweeper
 
-    return make
+    yield make
+    assert [s.report.unexpected_errors for s in made] == [0] * len(made)

@@ -137,8 +137,10 @@ def test_server_errors_back_off_the_job_alone(
     healthy = register(store, fake)
     fake.inject("503", count=1, path=f"/grok/v1/videos/{sick}")
     report = make_sweeper().run()
-    assert report.poll_errors == Counter({"RetryableError": 1})
-    assert store.get(sick).state is JobState.PENDING  # type: ignore[union-attr]
+    assert report.poll_errors == Counter({"RetryableError": 1}) and report.unexpected_errors == 0
+    backed_off = store.get(sick)
+    assert backed_off is not None and backed_off.state is JobState.PENDING
+    assert (backed_off.attempts, backed_off.lease_owner) == (1, None)
     assert store.get(healthy).state is JobState.SUCCEEDED  # type: ignore[union-attr]
     assert list(events_by_id(capture)) == [healthy]
 

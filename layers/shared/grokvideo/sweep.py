@@ -148,6 +148,10 @@ class Sweeper:
         self._report = SweepReport()
         self._give_up_at = 0.0
 
+    @property
+    def report(self) -> SweepReport:
+        return self._report
+
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self, *, time_left: Callable[[], float] | None = None, safety_margin: float = 15) -> SweepReport:
@@ -234,6 +238,8 @@ class Sweeper:
                 status = self.client.get_video(job.request_id)
             except CometApiError as err:
                 failure: CometApiError | None = err
+                if isinstance(err, AuthError):
+                    self._stop.set()  # before the slot frees, so no waiting job polls with a bad key
             else:
                 failure = None
         if failure is not None:
@@ -277,7 +283,7 @@ class Sweeper:
             reason = FailureReason.MODERATED if err.moderated else FailureReason.REJECTED
             self._finish(job, Failed(reason, str(err)))
         else:  # retryable, or an answer we cannot read: this job alone backs off
-            logger.warning("poll failed, backing off the job", extra={**extra, "message": str(err)})
+            logger.warning("poll failed, backing off the job", extra={**extra, "detail": str(err)})
             self._backoff(job)
 
     def _backoff(self, job: Job, *, progress: int | None = None, missing_url_polls: int | None = None) -> None:
