@@ -69,6 +69,7 @@ class Settings:
     allowed_video_hosts: tuple[str, ...] = field(default=("vidgen.x.ai",))
     allow_private_video_hosts: bool = False
     max_video_bytes: int = 2 * 1024**3
+    copy_max_receives: int = 3  # the copy queue's maxReceiveCount: the last try settles the job
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +97,7 @@ class Settings:
             allowed_video_hosts=_hosts(env.get("ALLOWED_VIDEO_HOSTS", "vidgen.x.ai")),
             allow_private_video_hosts=_bool(env, "ALLOW_PRIVATE_VIDEO_HOSTS", False),
             max_video_bytes=_int(env, "MAX_VIDEO_BYTES", 2 * 1024**3, minimum=1),
+            copy_max_receives=_int(env, "COPY_MAX_RECEIVES", 3, minimum=1),
         )
 
     def require(self, *names: str) -> Settings:

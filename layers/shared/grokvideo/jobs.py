@@ -61,6 +61,7 @@ class Job:
     size_bytes: int | None = None
     sha256: str | None = None
     content_type: str | None = None
+    stored_at: int | None = None
     expires_at: int | None = None
 
     @classmethod

@@ -15,13 +15,16 @@ import boto3
 from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
 
+from grokvideo.archive import VideoArchiver
 from grokvideo.backoff import PollSchedule
 from grokvideo.cometapi import CometApiClient
 from grokvideo.config import Settings
+from grokvideo.copier import Copier
 from grokvideo.errors import ConfigurationError
 from grokvideo.events import EventPublisher
 from grokvideo.jobs import JobStore
 from grokvideo.sweep import Sweeper
+from grokvideo.urlguard import UrlGuard
 
 # The key is re-read from Secrets Manager at most every 5 minutes, so a rotated key is picked up
 # without a redeploy.
@@ -87,4 +90,19 @@ def sweeper() -> Sweeper:
         schedule=PollSchedule(first_delay=s.first_poll_delay_seconds, cap=s.poll_interval_seconds),
         lease_seconds=s.lease_seconds,
         sweep_seconds=s.sweep_seconds,
+    )
+
+
+@cache
+def copier() -> Copier:
+    s = settings().require("video_bucket", "table_name", "event_bus_name")
+    guard = UrlGuard(s.allowed_video_hosts, allow_private=s.allow_private_video_hosts)
+    archiver = VideoArchiver(guard, boto3.client("s3", config=AWS_CONFIG), max_video_bytes=s.max_video_bytes)
+    return Copier(
+        job_store(),
+        archiver,
+        publisher(),
+        bucket=s.video_bucket,
+        prefix=s.video_prefix,
+        max_receives=s.copy_max_receives,
     )

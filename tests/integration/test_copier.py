@@ -1,0 +1,260 @@
+"""The copier Lambda handler and its logic: moto (table, bucket, bus) + the fake's video bytes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from grokvideo.archive import VideoArchiver
+from grokvideo.copier import Copier
+from grokvideo.errors import EventPublishError
+from grokvideo.events import EventPublisher, OutputEvent
+from grokvideo.jobs import JobStore
+from grokvideo.models import JobState
+from grokvideo.urlguard import UrlGuard
+from local.fake_cometapi import FakeCometAPI
+from tests.handlers import FakeContext, load_handler
+from tests.integration.conftest import BUS, TABLE, EventCapture
+from tests.schema_check import assert_valid_event
+
+BUCKET = "grokvideo-videos"
+SQS_SAMPLE = json.loads((Path(__file__).resolve().parents[2] / "events" / "sqs-copy-message.json").read_text())
+
+
+@pytest.fixture
+def bucket(aws: None) -> Any:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    return s3
+
+
+@pytest.fixture
+def copier_handler(monkeypatch: pytest.MonkeyPatch, store: JobStore, capture: EventCapture, bucket: Any) -> Any:
+    for name, value in {
+        "TABLE_NAME": TABLE,
+        "EVENT_BUS_NAME": BUS,
+        "EVENT_SOURCE": "grokvideo",
+        "VIDEO_BUCKET": BUCKET,
+        "VIDEO_PREFIX": "videos/",
+        "ALLOWED_VIDEO_HOSTS": "127.0.0.1",
+        "ALLOW_PRIVATE_VIDEO_HOSTS": "true",
+        "COPY_MAX_RECEIVES": "3",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return load_handler("copier")
+
+
+def succeeded_job(store: JobStore, request_id: str, video_url: str) -> None:
+    """A job the poller has finished: SUCCEEDED, its event out."""
+    store.register(request_id, now=int(time.time()), client_ref="ref-1", metadata={"team": "video"})
+    job = store.get(request_id)
+    assert job is not None
+    moved = store.transition(
+        job,
+        to_state=JobState.SUCCEEDED,
+        outbox="Video Generation Succeeded",
+        now=int(time.time()),
+        relay_after=30,
+        changes={"video_url": video_url, "duration": 1, "model": "grok-imagine-video", "cost_usd": 0.05},
+    )
+    assert moved is not None
+    store.clear_outbox(moved, now=int(time.time()))
+
+
+def sqs_event(request_id: str, receive_count: int = 1) -> dict[str, Any]:
+    event = copy.deepcopy(SQS_SAMPLE)
+    record = event["Records"][0]
+    body = json.loads(record["body"])
+    body["detail"]["request_id"] = request_id
+    record["body"] = json.dumps(body)
+    record["messageId"] = f"msg-{request_id}-{receive_count}"
+    record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
+    return event
+
+
+def video_gets(fake: FakeCometAPI, request_id: str) -> int:
+    return sum(1 for method, path in fake.requests if method == "GET" and path == f"/videos/{request_id}.mp4")
+
+
+def assert_no_multipart_left(s3: Any) -> None:
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+def test_finished_job_is_stored_with_its_digest_and_announced_once(
+    copier_handler: Any, store: JobStore, fake: FakeCometAPI, capture: EventCapture, bucket: Any
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+
+    response = copier_handler.lambda_handler(sqs_event(rid), FakeContext(timeout_seconds=300))
+
+    assert response == {"batchItemFailures": []}
+    job = store.get(rid)
+    assert job is not None and job.state is JobState.STORED and job.outbox is None
+    assert job.sha256 == fake.video_sha256(rid) and job.size_bytes == fake.video_length(rid)
+    body = bucket.get_object(Bucket=BUCKET, Key=f"videos/{rid}.mp4")["Body"].read()
+    assert len(body) == fake.video_length(rid) and body[4:8] == b"ftyp"
+    [event] = capture.drain()
+    assert event["detail-type"] == "Video Stored"
+    detail = event["detail"]
+    assert_valid_event("Video Stored", detail)
+    assert (detail["bucket"], detail["key"], detail["s3_uri"]) == (
+        BUCKET,
+        f"videos/{rid}.mp4",
+        f"s3://{BUCKET}/videos/{rid}.mp4",
+    )
+    assert (detail["sha256"], detail["size_bytes"]) == (fake.video_sha256(rid), fake.video_length(rid))
+    assert (detail["content_type"], detail["duration"], detail["model"]) == ("video/mp4", 1, "grok-imagine-video")
+    assert (detail["client_ref"], detail["metadata"]) == ("ref-1", {"team": "video"})
+
+
+def test_duplicate_delivery_neither_uploads_nor_announces_again(
+    copier_handler: Any, store: JobStore, fake: FakeCometAPI, capture: EventCapture, bucket: Any
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    copier_handler.lambda_handler(sqs_event(rid), FakeContext())
+    capture.drain()
+    again = copier_handler.lambda_handler(sqs_event(rid, receive_count=2), FakeContext())
+    assert again == {"batchItemFailures": []}
+    assert video_gets(fake, rid) == 1
+    assert capture.drain() == []
+    assert bucket.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 1
+
+
+def make_copier(store: JobStore, publisher: Any, *, allow_private: bool = True) -> Copier:
+    archiver = VideoArchiver(
+        UrlGuard(["127.0.0.1"], allow_private=allow_private), boto3.client("s3"), max_video_bytes=50 * 2**20
+    )
+    return Copier(store, archiver, publisher, bucket=BUCKET, max_receives=3)
+
+
+def test_crash_after_upload_before_the_state_write_does_not_upload_again(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, publisher: EventPublisher, bucket: Any
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    copier = make_copier(store, publisher)
+    copier.archiver.archive(fake.video_url(rid), BUCKET, copier.key_for(rid))  # ... then the process died
+    assert store.get(rid).state is JobState.SUCCEEDED  # type: ignore[union-attr]
+
+    result = copier.copy(rid, receive_count=2)
+
+    assert (result.state, result.uploaded, result.announced) == (JobState.STORED, False, True)
+    assert video_gets(fake, rid) == 1
+    [event] = capture.drain()
+    assert event["detail"]["sha256"] == fake.video_sha256(rid)
+
+
+class DeadPublisher:
+    def publish_one(self, event: OutputEvent) -> None:
+        raise EventPublishError("simulated crash before PutEvents")
+
+
+def test_crash_after_the_state_write_sends_the_event_on_redelivery(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, publisher: EventPublisher, bucket: Any
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    first = make_copier(store, DeadPublisher()).copy(rid)
+    assert (first.state, first.announced) == (JobState.STORED, False)
+    assert store.get(rid).outbox == "Video Stored"  # type: ignore[union-attr]
+    assert capture.drain() == []
+
+    again = make_copier(store, publisher).copy(rid, receive_count=2)
+
+    assert (again.announced, again.uploaded) == (True, False)
+    assert [e["detail-type"] for e in capture.drain()] == ["Video Stored"]
+    assert video_gets(fake, rid) == 1
+    assert store.get(rid).outbox is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("fault", "params", "reason"),
+    [
+        ("status", {"code": 403}, "URL_EXPIRED"),
+        ("status", {"code": 404}, "URL_EXPIRED"),
+        ("status", {"code": 410}, "URL_EXPIRED"),
+        ("html_body", {}, "NOT_A_VIDEO"),
+        ("content_type", {"value": "text/html"}, "NOT_A_VIDEO"),
+    ],
+)
+def test_permanent_failures_settle_the_job_without_retry(
+    fault: str,
+    params: dict[str, Any],
+    reason: str,
+    copier_handler: Any,
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    bucket: Any,
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    fake.inject(fault, **params)
+    response = copier_handler.lambda_handler(sqs_event(rid), FakeContext())
+    assert response == {"batchItemFailures": []}  # no retry
+    job = store.get(rid)
+    assert job is not None and (job.state, job.reason) == (JobState.ARCHIVE_FAILED, reason)
+    [event] = capture.drain()
+    assert event["detail-type"] == "Video Archive Failed" and event["detail"]["reason"] == reason
+    assert_valid_event("Video Archive Failed", event["detail"])
+    assert bucket.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+    assert_no_multipart_left(bucket)
+
+
+def test_url_guard_refusal_settles_the_job(
+    store: JobStore, capture: EventCapture, publisher: EventPublisher, bucket: Any
+) -> None:
+    succeeded_job(store, "metadata-grab", "https://169.254.169.254/latest/meta-data/iam")
+    result = make_copier(store, publisher, allow_private=False).copy("metadata-grab")
+    assert result.state is JobState.ARCHIVE_FAILED
+    [event] = capture.drain()
+    assert event["detail"]["reason"] == "URL_REFUSED"
+
+
+def test_transient_failure_retries_through_the_queue_then_settles_on_the_last_receive(
+    copier_handler: Any, store: JobStore, fake: FakeCometAPI, capture: EventCapture, bucket: Any
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0, video_size=20 * 2**20)
+    succeeded_job(store, rid, fake.video_url(rid))
+    fake.inject("disconnect", count=3, after=12 * 2**20)  # truncated mid-multipart every time
+
+    for receive in (1, 2):
+        response = copier_handler.lambda_handler(sqs_event(rid, receive), FakeContext())
+        assert response["batchItemFailures"] == [{"itemIdentifier": f"msg-{rid}-{receive}"}]
+        assert store.get(rid).state is JobState.SUCCEEDED  # type: ignore[union-attr]
+        assert capture.drain() == []
+        assert_no_multipart_left(bucket)
+
+    last = copier_handler.lambda_handler(sqs_event(rid, 3), FakeContext())
+    assert last["batchItemFailures"] == [{"itemIdentifier": f"msg-{rid}-3"}]  # on to the DLQ
+    job = store.get(rid)
+    assert job is not None and (job.state, job.reason) == (JobState.ARCHIVE_FAILED, "TRANSFER_FAILED")
+    assert [e["detail"]["reason"] for e in capture.drain()] == ["TRANSFER_FAILED"]
+    assert_no_multipart_left(bucket)
+
+    # An operator redrives the DLQ once the host is healthy: the copy runs again and succeeds.
+    redriven = copier_handler.lambda_handler(sqs_event(rid, 1), FakeContext())
+    assert redriven == {"batchItemFailures": []}
+    assert store.get(rid).state is JobState.STORED  # type: ignore[union-attr]
+    assert [e["detail-type"] for e in capture.drain()] == ["Video Stored"]
+
+
+def test_message_for_an_unknown_job_is_never_acknowledged(copier_handler: Any, capture: EventCapture) -> None:
+    response = copier_handler.lambda_handler(sqs_event("never-registered"), FakeContext())
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-never-registered-1"}]}
+
+
+def test_message_with_a_hostile_request_id_fails_without_touching_anything(
+    copier_handler: Any, capture: EventCapture, bucket: Any
+) -> None:
+    response = copier_handler.lambda_handler(sqs_event("../../etc/passwd"), FakeContext())
+    assert len(response["batchItemFailures"]) == 1
+    assert capture.drain() == []
