@@ -15,9 +15,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator, FormatChecker
+
 from grokvideo import events as ev
 from grokvideo.models import ArchiveFailureReason, FailureReason
-from jsonschema import Draft202012Validator, FormatChecker
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 INPUT_SCHEMAS = SCHEMAS / "input"

@@ -9,12 +9,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from moto import mock_aws
+
 from grokvideo import events as ev
 from grokvideo.errors import EventPublishError, EventTooLargeError
 from grokvideo.events import DetailType, EventPublisher, OutputEvent
 from grokvideo.models import FailureReason
-from moto import mock_aws
-
 from tests.schema_check import assert_valid_entry
 from tests.schema_check import sample_output_events as samples
 

@@ -7,11 +7,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
+
 from grokvideo import events as ev
 from grokvideo.events import DetailType, EventPublisher, OutputEvent
 from grokvideo.models import ArchiveFailureReason, FailureReason
-from jsonschema import Draft202012Validator
-
 from tests.schema_check import (
     SCHEMAS,
     assert_valid_entry,
