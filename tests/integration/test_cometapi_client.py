@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import urllib3
+
 from grokvideo.cometapi import CometApiClient
 from grokvideo.errors import (
     AuthError,
