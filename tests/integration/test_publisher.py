@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from grokvideo import events as ev
 from grokvideo.errors import EventPublishError, EventTooLargeError
 from grokvideo.events import DetailType, EventPublisher, OutputEvent
 from grokvideo.models import FailureReason
+from tests.integration.conftest import BUS, SOURCE, EventCapture
 from tests.schema_check import assert_valid_entry
 from tests.schema_check import sample_output_events as samples
-
-BUS = "publisher-test-bus"
-SOURCE = "grokvideo"
 
 
 def failed_event(n: int) -> OutputEvent:
@@ -68,68 +64,32 @@ class Flaky:
         return {"FailedEntryCount": failed, "Entries": results}
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield
-
-
-@pytest.fixture
-def bus_queue(aws_env: None) -> tuple[Any, str]:
-    """A bus with a rule sending everything from our source into an SQS queue."""
-    events = boto3.client("events")
-    sqs = boto3.client("sqs")
-    events.create_event_bus(Name=BUS)
-    url = sqs.create_queue(QueueName="publisher-capture")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="all-ours", EventBusName=BUS, EventPattern=json.dumps({"source": [SOURCE]}))
-    events.put_targets(Rule="all-ours", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
-    return sqs, url
-
-
-def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for m in messages:
-            out.append(json.loads(m["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return out
-
-
 # --- against moto -----------------------------------------------------------------------------
 
 
-def test_25_events_go_in_batches_of_10_and_arrive(bus_queue: tuple[Any, str]) -> None:
+def test_25_events_go_in_batches_of_10_and_arrive(capture: EventCapture) -> None:
     recording = Recording(boto3.client("events"))
     EventPublisher(BUS, SOURCE, client=recording).publish([failed_event(n) for n in range(25)])
     assert [len(c) for c in recording.calls] == [10, 10, 5]
-    delivered = drain(*bus_queue)
+    delivered = capture.drain()
     assert sorted(e["detail"]["request_id"] for e in delivered) == [f"job-{n:04d}" for n in range(25)]
     for event in delivered:
         assert event["source"] == SOURCE
         assert_valid_entry(event)
 
 
-def test_every_output_type_reaches_the_queue_and_matches_its_schema(bus_queue: tuple[Any, str]) -> None:
+def test_every_output_type_reaches_the_queue_and_matches_its_schema(capture: EventCapture) -> None:
     publisher = EventPublisher(BUS)  # default source, client created lazily inside mock_aws
     for output in samples().values():
         publisher.publish_one(output)
-    delivered = drain(*bus_queue)
+    delivered = capture.drain()
     assert sorted(e["detail-type"] for e in delivered) == sorted(d.value for d in samples())
     for event in delivered:
         assert event["source"] == "grokvideo"
         assert_valid_entry(event)
 
 
-def test_oversize_entry_is_refused_before_anything_is_sent(bus_queue: tuple[Any, str]) -> None:
+def test_oversize_entry_is_refused_before_anything_is_sent(capture: EventCapture) -> None:
     recording = Recording(boto3.client("events"))
     big = OutputEvent(DetailType.FAILED, {"request_id": "big", "message": "x" * ev.MAX_ENTRY_BYTES})
     with pytest.raises(EventTooLargeError) as info:
@@ -139,10 +99,10 @@ def test_oversize_entry_is_refused_before_anything_is_sent(bus_queue: tuple[Any,
     size = ev.entry_size(EventPublisher(BUS, SOURCE).entry(big))
     assert str(size) in message and size > ev.MAX_ENTRY_BYTES
     assert recording.calls == []
-    assert drain(*bus_queue) == []
+    assert capture.drain() == []
 
 
-def test_entry_exactly_at_the_limit_is_sent(bus_queue: tuple[Any, str]) -> None:
+def test_entry_exactly_at_the_limit_is_sent(capture: EventCapture) -> None:
     publisher = EventPublisher(BUS, SOURCE)
     base = OutputEvent(DetailType.FAILED, {"request_id": "edge", "message": ""})
     pad = ev.MAX_ENTRY_BYTES - ev.entry_size(publisher.entry(base))
@@ -193,7 +153,7 @@ def test_permanent_error_code_is_not_retried() -> None:
     assert flaky.accepted == ["job-0000"]
 
 
-def test_throttling_client_error_is_retried_then_succeeds(aws_env: None) -> None:
+def test_throttling_client_error_is_retried_then_succeeds(aws: None) -> None:
     client = boto3.client("events")
     entry = EventPublisher(BUS, SOURCE).entry(failed_event(1))
     sleeps: list[float] = []
@@ -207,7 +167,7 @@ def test_throttling_client_error_is_retried_then_succeeds(aws_env: None) -> None
     assert len(sleeps) == 1
 
 
-def test_client_errors_until_the_end_raise_publish_error(aws_env: None) -> None:
+def test_client_errors_until_the_end_raise_publish_error(aws: None) -> None:
     client = boto3.client("events")
     with Stubber(client) as stub:
         for _ in range(3):
@@ -222,7 +182,7 @@ def test_client_errors_until_the_end_raise_publish_error(aws_env: None) -> None:
     assert info.value.failed == ["Video Generation Failed job-0001: ThrottlingException"]
 
 
-def test_missing_bus_is_a_publish_error_and_not_retried(aws_env: None) -> None:
+def test_missing_bus_is_a_publish_error_and_not_retried(aws: None) -> None:
     sleeps: list[float] = []
     with pytest.raises(EventPublishError, match="ResourceNotFoundException"):
         EventPublisher("no-such-bus", SOURCE, sleep=sleeps.append).publish_one(failed_event(1))
