@@ -50,6 +50,7 @@ local-status: venv ## stack outputs and jobs by state
 bench: venv ## the benchmarks in DESIGN.md, each also runnable alone
 	$(PY) benchmarks/poll_sweep.py
 	$(PY) benchmarks/copy_video.py
+	$(PY) benchmarks/cold_start.py
 
 clean: local-down ## remove virtualenvs, build output and local state
 	rm -rf $(VENV) .venvs .aws-sam .local out
