@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
+import os
 import sys
 import time
 import uuid
@@ -19,6 +21,7 @@ def load_handler(function: str) -> ModuleType:
 
     for factory in (runtime.settings, runtime.job_store, runtime.publisher, runtime.cometapi):
         factory.cache_clear()  # each test brings its own environment
+    _fresh_log_handlers()
     name = f"handler_{function}"
     spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / function / "app.py")
     assert spec and spec.loader
@@ -26,6 +29,18 @@ def load_handler(function: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _fresh_log_handlers() -> None:
+    """Point the service logger's stream at this test's stdout, not a closed earlier one.
+
+    Powertools configures the service's logger once per process and keeps its stream; pytest
+    swaps sys.stdout per test. Lambda has one stdout per process, so this is a test-only concern.
+    """
+    service = logging.getLogger(os.environ.get("POWERTOOLS_SERVICE_NAME", "grokvideo"))
+    for handler in service.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.stream = sys.stdout  # not setStream(): it flushes the old, closed stream
 
 
 @dataclass

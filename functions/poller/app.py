@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -22,6 +21,6 @@ metrics = Metrics()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = runtime.sweeper().run(time_left=lambda: context.get_remaining_time_in_millis() / 1000)
     record_sweep(metrics, report)
-    summary = asdict(report)
+    summary = report.as_dict()
     logger.info("sweep done", extra={"sweep": summary})
     return summary

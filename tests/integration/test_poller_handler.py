@@ -106,8 +106,23 @@ def test_revoked_key_fails_no_job_and_reports_the_auth_failure_metric(
         store.register(rid, now=int(time.time()))
         summary = load_handler("poller").lambda_handler({}, FakeContext())
     assert summary["auth_failed"] is True
+    assert json.loads(json.dumps(summary))["poll_errors"] == {"AuthError": 1}  # Lambda serialises it
     assert store.get(rid).state.value == "PENDING"  # type: ignore[union-attr]
     assert capture.drain() == []
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert any(m.get("ProviderAuthFailures") in (1.0, [1.0]) for m in metrics)
     assert "a-revoked-key" not in json.dumps(metrics)
+
+
+def test_sweep_summary_with_failures_is_json_for_lambda_and_the_log(
+    monkeypatch: pytest.MonkeyPatch, store: JobStore, capture: EventCapture, capsys: Any
+) -> None:
+    with FakeCometAPI(api_key=API_KEY, ready_after=0) as fake:
+        deploy_env(monkeypatch, fake.base_url)
+        for outcome in ("moderated", "failed"):
+            store.register(fake.add_job(outcome=outcome, ready_after=0), now=int(time.time()))
+        summary = load_handler("poller").lambda_handler({}, FakeContext())
+    assert json.loads(json.dumps(summary))["failed"] == {"MODERATED": 1, "PROVIDER_FAILED": 1}
+    err = capsys.readouterr().err
+    assert "Logging error" not in err, err[-800:]
+    assert len(capture.drain()) == 2

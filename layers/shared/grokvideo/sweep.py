@@ -32,7 +32,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 from aws_lambda_powertools import Logger
@@ -82,6 +82,13 @@ class SweepReport:
     auth_failed: bool = False
     rate_limited: bool = False
     duration_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready (``dataclasses.asdict`` would turn the Counters into tuple-keyed Counters)."""
+        out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["failed"] = dict(self.failed)
+        out["poll_errors"] = dict(self.poll_errors)
+        return out
 
 
 class RateGate:
