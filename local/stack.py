@@ -2,6 +2,7 @@
 """The whole stack on ministack (a local AWS emulator on 127.0.0.1): no AWS account, no Docker.
 
     python local/stack.py up [--cometapi-base-url URL] [--allowed-video-hosts H,...]
+                             (no URL: starts our fake CometAPI in the background and uses it)
     python local/stack.py status [--json]
     python local/stack.py env          # `eval "$(python local/stack.py env)"` points boto3/aws at it
     python local/stack.py down
@@ -12,7 +13,8 @@ CometAPI key in Secrets Manager as a user would, runs `sam build` and `sam deplo
 template.yaml, applies what the emulator accepts but ignores (TTL, PITR, S3 lifecycle), and
 writes the stack outputs to .local/outputs.json. Running it again redeploys (new code) onto the
 running emulator. `down` stops the emulator by its PID (and the Lambda workers in its process
-group) and clears its temp folders. Both are safe to run twice.
+group) and clears its temp folders; it also stops the fake CometAPI `up` started. Both are safe
+to run twice.
 
 Everything talks to http://127.0.0.1:<port> with dummy credentials; the caller's AWS profile and
 endpoint settings are masked, so nothing here can reach a real account.
@@ -47,6 +49,13 @@ PORT_FILE = LOCAL / "ministack.port"
 LOG_FILE = LOCAL / "ministack.log"
 TMP_DIR = LOCAL / "tmp"  # ministack's TMPDIR: unpacked Lambda code and layers of warm workers
 OUTPUTS_FILE = LOCAL / "outputs.json"
+# Our fake CometAPI (local/fake_cometapi.py), started by `up` when no CometAPI URL is given.
+FAKE_PID_FILE = LOCAL / "fake.pid"
+FAKE_URL_FILE = LOCAL / "fake.url"
+FAKE_LOG_FILE = LOCAL / "fake.log"
+FAKE_ARGS = ["--port", "0", "--auto-jobs", "--ready-after", "10"]
+# Local default: the template's minimum, so local jobs move fast (override with --parameter).
+LOCAL_PARAMETER_DEFAULTS = {"PollIntervalSeconds": "5"}
 
 # Pinned: the emulator, the SAM transform it applies server-side, and the boto3 that Lambda code
 # imports there (ministack runs handlers on its own interpreter; boto3 must match its botocore).
@@ -345,6 +354,101 @@ def _kill_strays() -> None:
                 os.kill(int(proc_dir.name), signal.SIGKILL)
 
 
+# --------------------------------------------------------------------------- fake CometAPI
+
+
+def _fake_healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_fake/health", timeout=2) as r:
+            return r.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _fake_pid() -> int | None:
+    """PID in .local/fake.pid if that process is alive and really is our fake (PIDs get reused)."""
+    pid = _read_int(FAKE_PID_FILE)
+    if not _alive(pid):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid  # no /proc (macOS): trust the file
+    return pid if b"local.fake_cometapi" in cmdline else None
+
+
+def running_fake_url() -> str | None:
+    """Base URL of the fake CometAPI `up` started, if it runs and answers; else None."""
+    try:
+        url = FAKE_URL_FILE.read_text().strip()
+    except OSError:
+        return None
+    return url if _fake_pid() and url and _fake_healthy(url) else None
+
+
+def start_fake() -> str:
+    """Start our fake CometAPI in its own session (or reuse the running one); return its URL."""
+    url = running_fake_url()
+    if url:
+        say(f"fake CometAPI already running (pid {_read_int(FAKE_PID_FILE)}, {url})")
+        return url
+    stop_fake(quiet=True)  # a stale pid/url from a crash
+    LOCAL.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    with open(FAKE_LOG_FILE, "ab") as log:
+        start = log.tell()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "local.fake_cometapi", *FAKE_ARGS],
+            cwd=str(REPO),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    FAKE_PID_FILE.write_text(str(proc.pid))
+    deadline = time.monotonic() + 20
+    url = ""
+    while time.monotonic() < deadline and proc.poll() is None:
+        with open(FAKE_LOG_FILE, "rb") as log:
+            log.seek(start)
+            for line in log.read().decode(errors="replace").splitlines():
+                if "listening on " in line:
+                    url = line.rsplit("listening on ", 1)[1].strip().rstrip("/")
+        if url and _fake_healthy(url):
+            break
+        time.sleep(0.1)
+    else:
+        tail = FAKE_LOG_FILE.read_text(errors="replace")[-2000:]
+        stop_fake(quiet=True)
+        raise SystemExit(f"the fake CometAPI did not start; {FAKE_LOG_FILE.relative_to(REPO)}:\n{tail}")
+    FAKE_URL_FILE.write_text(url + "\n")
+    say(f"fake CometAPI started (pid {proc.pid}, {url}, log {FAKE_LOG_FILE.relative_to(REPO)})")
+    return url
+
+
+def stop_fake(quiet: bool = False) -> None:
+    """Stop the fake CometAPI `up` started (by its PID; it runs in its own session)."""
+    pid = _fake_pid()
+    if pid:
+        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.05)
+            if not _alive(pid):
+                break
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+        say(f"fake CometAPI stopped (pid {pid})")
+    elif not quiet:
+        say("fake CometAPI not running")
+    FAKE_PID_FILE.unlink(missing_ok=True)
+    FAKE_URL_FILE.unlink(missing_ok=True)
+
+
 # --------------------------------------------------------------------------- deploy
 
 
@@ -481,15 +585,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     timer = Timer()
     total = time.monotonic()
     LOCAL.mkdir(parents=True, exist_ok=True)
-    base_url = args.cometapi_base_url.rstrip("/")
+    with timer.phase("venvs"):
+        ensure_venvs()
+    boto3 = _boto3()
+    if args.cometapi_base_url:
+        base_url = args.cometapi_base_url.rstrip("/")
+        if running_fake_url() not in (None, base_url):
+            stop_fake()  # ours, and the stack no longer points at it
+    else:
+        with timer.phase("fake CometAPI"):
+            base_url = start_fake()
     host = (urllib.parse.urlsplit(base_url).hostname or "").lower()
     allowed_hosts = args.allowed_video_hosts or host
     allow_private = args.allow_private_video_hosts
     if allow_private is None:
         allow_private = "true" if any(_is_private_host(h.strip()) for h in allowed_hosts.split(",")) else "false"
-    with timer.phase("venvs"):
-        ensure_venvs()
-    boto3 = _boto3()
     with timer.phase("ministack"):
         port = start_ministack(args.port)
     env = {**os.environ, **_apply_aws_env(port)}
@@ -504,6 +614,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         "CometApiKeySecretArn": secret_arn,
         "AllowedVideoHosts": allowed_hosts,
         "AllowPrivateVideoHosts": allow_private,
+        **LOCAL_PARAMETER_DEFAULTS,
         **dict(kv.split("=", 1) for kv in args.parameter),
     }
     with timer.phase("sam deploy"):
@@ -520,6 +631,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         "region": REGION,
         "account_id": ACCOUNT_ID,
         "ministack_pid": _read_int(PID_FILE),
+        "fake_cometapi_url": running_fake_url() if not args.cometapi_base_url else None,
         "api_key_secret_arn": secret_arn,
         "parameters": overrides,
         "outputs": outputs,
@@ -537,6 +649,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(_args: argparse.Namespace) -> int:
     stop_ministack()
+    stop_fake()
     return 0
 
 
@@ -547,12 +660,26 @@ def _running_port() -> int | None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     port = _running_port()
+    fake_url = running_fake_url()
+    fake = {"url": fake_url, "pid": _read_int(FAKE_PID_FILE)} if fake_url else None
     if port is None:
-        print(json.dumps({"running": False}) if args.json else "ministack: not running")
+        if args.json:
+            print(json.dumps({"running": False, "fake_cometapi": fake}))
+        else:
+            print("ministack: not running")
+            if fake:
+                print(f"fake CometAPI: running (pid {fake['pid']}, {fake_url})")
         return 1
     _apply_aws_env(port)
     boto3 = _boto3()
-    report: dict[str, Any] = {"running": True, "endpoint_url": endpoint(port), "pid": _read_int(PID_FILE)}
+    report: dict[str, Any] = {
+        "running": True,
+        "endpoint_url": endpoint(port),
+        "pid": _read_int(PID_FILE),
+        "fake_cometapi": fake,
+    }
+    with contextlib.suppress(OSError, ValueError):
+        report["cometapi_base_url"] = json.loads(OUTPUTS_FILE.read_text())["parameters"]["CometApiBaseUrl"]
     try:
         outputs = stack_outputs(boto3)
     except Exception as exc:
@@ -597,6 +724,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(f"ministack: running (pid {report['pid']}, {report['endpoint_url']})")
+        if fake:
+            print(f"fake CometAPI: running (pid {fake['pid']}, {fake_url}; admin routes under /_fake/)")
+        if "cometapi_base_url" in report:
+            print(f"stack's CometApiBaseUrl: {report['cometapi_base_url']}")
         print("outputs:")
         for k, v in outputs.items():
             print(f"  {k}: {v}")
@@ -628,8 +759,9 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start ministack, build and deploy the stack (idempotent)")
     up.add_argument(
         "--cometapi-base-url",
-        default=os.environ.get("COMETAPI_BASE_URL") or "http://127.0.0.1:8765",
-        help="CometAPI-compatible server the poller calls (env COMETAPI_BASE_URL)",
+        default=os.environ.get("COMETAPI_BASE_URL") or None,
+        help="CometAPI-compatible server the poller calls (env COMETAPI_BASE_URL); default: start "
+        "our fake CometAPI in the background (.local/fake.pid, .local/fake.url, .local/fake.log)",
     )
     up.add_argument(
         "--allowed-video-hosts",
@@ -658,11 +790,14 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="extra template parameter override (repeatable), e.g. PollConcurrency=4",
+        help="extra template parameter override (repeatable), e.g. PollConcurrency=4; "
+        "locally PollIntervalSeconds defaults to 5",
     )
     up.add_argument("--skip-build", action="store_true", help="deploy the last build as is")
     up.set_defaults(func=cmd_up)
-    sub.add_parser("down", help="stop ministack and clear its files (idempotent)").set_defaults(func=cmd_down)
+    sub.add_parser("down", help="stop ministack and our fake CometAPI, clear their files (idempotent)").set_defaults(
+        func=cmd_down
+    )
     st = sub.add_parser("status", help="outputs, job counts by state, queue depths")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)
