@@ -89,6 +89,8 @@ def test_seed_response_yields_one_succeeded_event_with_the_documented_fields(
     assert detail["video_url"] == SEED_URL
     assert (detail["duration"], detail["model"], detail["cost_usd"]) == (1, "grok-imagine-video", 0.05)
     assert (detail["client_ref"], detail["metadata"]) == ("seed", {"team": "video"})
+    # The provider's submit_time / finish_time (1773297002 / 1773297014), as ISO 8601 UTC.
+    assert (detail["submitted_at"], detail["completed_at"]) == ("2026-03-12T06:30:02Z", "2026-03-12T06:30:14Z")
     # A second sweep finds nothing to do: no second event.
     poller.lambda_handler({}, FakeContext())
     assert capture.drain() == []

@@ -80,7 +80,12 @@ def envelope(
 def test_seed_fixture_is_success() -> None:
     body = (FIXTURES / "get-video-success.json").read_bytes()
     assert parse_status(200, body) == Succeeded(
-        video_url=URL, duration=1, model="grok-imagine-video", cost_usd=0.05, completed_at=1773297014
+        video_url=URL,
+        duration=1,
+        model="grok-imagine-video",
+        cost_usd=0.05,
+        completed_at=1773297014,
+        submitted_at=1773297002,
     )
 
 
@@ -152,6 +157,7 @@ def test_succeeded_ignores_bad_optional_fields() -> None:
     doc["data"]["data"]["video"]["duration"] = -3
     doc["data"]["data"]["model"] = {"x": 1}
     doc["data"]["finish_time"] = True
+    doc["data"]["submit_time"] = "yesterday"
     assert parse_status(200, raw(doc)) == Succeeded(URL)
 
 

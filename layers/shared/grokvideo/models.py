@@ -58,6 +58,7 @@ class Succeeded:
     model: str | None = None
     cost_usd: float | None = None
     completed_at: int | None = None  # epoch seconds, when the provider says
+    submitted_at: int | None = None  # epoch seconds, when the provider says
 
 
 @dataclass(frozen=True, slots=True)

@@ -316,6 +316,7 @@ def _success(url: str, doc: Json, wrapper: Json, nested: Json, video: Json) -> S
         model=_clip(model, 100) or None,
         cost_usd=None if ticks is None else ticks / USD_TICKS_PER_DOLLAR,
         completed_at=completed,
+        submitted_at=_epoch(wrapper.get("submit_time")) or _epoch(nested.get("created_at")),
     )
 
 

@@ -317,6 +317,7 @@ class Sweeper:
                     "model": outcome.model or job.model,
                     "cost_usd": outcome.cost_usd,
                     "completed_at": outcome.completed_at or now,
+                "submitted_at": job.submitted_at or outcome.submitted_at,
                     "progress": 100,
                 },
             )
