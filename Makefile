@@ -19,7 +19,7 @@ help: ## list the targets
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -qq --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.installed ## create the test virtualenv from scratch (pinned)

@@ -134,7 +134,7 @@ def _ensure_venv(path: Path, requirements: list[str], python: str | None = None)
             "-m",
             "pip",
             "install",
-            "--quiet",
+            "-qq",  # errors only: this machine's pip config warns about every package otherwise
             "--disable-pip-version-check",
             *requirements,
         ],
