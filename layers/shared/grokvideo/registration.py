@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from grokvideo import events
 from grokvideo.errors import ValidationError
 from grokvideo.jobs import JobStore
-from grokvideo.validation import parse_track_request, validate_client_ref, validate_metadata
+from grokvideo.validation import parse_track_request
 
 INVALID_REQUEST = "INVALID_REQUEST"
 
@@ -47,18 +47,12 @@ def register_track_request(
             events.request_rejected(
                 reason=INVALID_REQUEST,
                 errors=err.errors,
-                client_ref=_echo(validate_client_ref, detail.get("client_ref")),
-                metadata=_echo(validate_metadata, detail.get("metadata")) or {},
+                # The builder echoes these only when they are themselves valid.
+                client_ref=detail.get("client_ref"),
+                metadata=detail.get("metadata"),
             )
         )
         return Registration(request_id=None, created=False, errors=err.errors)
     created = store.register(request.request_id, now=now, client_ref=request.client_ref, metadata=request.metadata)
     return Registration(request_id=request.request_id, created=created)
 
-
-def _echo(validate: Any, value: Any) -> Any:
-    """Echo a field back on a rejection only when it is itself valid."""
-    try:
-        return validate(value)
-    except ValidationError:
-        return None
