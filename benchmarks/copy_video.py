@@ -7,7 +7,7 @@ Targets (DESIGN.md): peak RSS of the copying process <= 200 MB for a 1 GiB video
 
 Layout, so each measurement is of one process alone:
 
-- this process runs the fake CometAPI (``local/fake_cometapi.py``), serving the video over http
+- this process runs the fake CometAPI (``local/fake_cometapi/``), serving the video over http
   on 127.0.0.1;
 - a child process runs moto's S3 as a real HTTP endpoint (``ThreadedMotoServer`` on 127.0.0.1;
   it keeps objects in memory, so every copy's object is deleted after it is checked);

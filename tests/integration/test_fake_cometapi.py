@@ -1,4 +1,4 @@
-"""The fake CometAPI (local/fake_cometapi.py) speaks the provider's shapes and injects every fault.
+"""The fake CometAPI (local/fake_cometapi/) speaks the provider's shapes and injects every fault.
 
 Real HTTP over loopback with urllib3, the same client library the package uses.
 """

@@ -1,0 +1,142 @@
+"""Injected faults: their names, the queue that hands them out, and what each does to an answer."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .replies import _REASONS, Reply, comet_error, html_reply, json_reply
+from .urls import ADMIN_PREFIX, API_PREFIX, VIDEO_PREFIX
+
+API_FAULTS = frozenset(
+    {"latency", "timeout", "429", "400", "422", "500", "502", "503", "504", "524"}
+    | {"malformed", "empty_202", "401", "403"}
+)
+VIDEO_FAULTS = frozenset({"wrong_length", "content_type", "html_body", "slow_body", "disconnect", "redirect", "status"})
+FAULTS = API_FAULTS | VIDEO_FAULTS
+
+
+@dataclass
+class Fault:
+    """One injected fault: ``remaining`` uses left (negative: until cleared)."""
+
+    name: str
+    remaining: int
+    path: str
+    method: str | None
+    params: dict[str, Any]
+
+    def matches(self, method: str, path: str) -> bool:
+        """True if this fault applies to a ``method`` request for ``path``."""
+        return path.startswith(self.path) and (self.method is None or self.method == method)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON view for ``GET /_fake/faults``."""
+        return {
+            "fault": self.name,
+            "remaining": self.remaining,
+            "path": self.path,
+            "method": self.method,
+            **self.params,
+        }
+
+
+class FaultBook:
+    """Thread-safe queue of faults, consumed one per matching request (first injected first).
+
+    >>> book = FaultBook(); book.add("503", count=1); book.take("GET", "/grok/v1/videos/x").name
+    '503'
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(
+        self, fault: str, *, count: int = 1, path: str | None = None, method: str | None = None, **params: Any
+    ) -> None:
+        """Queue ``fault``; see the package docstring for names and parameters."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(sorted(FAULTS))}")
+        if count == 0:
+            raise ValueError("count must be >= 1, or negative for 'until cleared'")
+        if path is None:
+            path = API_PREFIX if fault in API_FAULTS else VIDEO_PREFIX
+        if not path.startswith("/") or path.startswith(ADMIN_PREFIX):
+            raise ValueError(f"fault path must start with '/' and not be an admin route: {path!r}")
+        entry = Fault(fault, int(count), path, method.upper() if method else None, dict(params))
+        with self._lock:
+            self._faults.append(entry)
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """Consume and return the first fault matching this request, if any."""
+        with self._lock:
+            for index, fault in enumerate(self._faults):
+                if fault.matches(method, path):
+                    if fault.remaining > 0:
+                        fault.remaining -= 1
+                        if fault.remaining == 0:
+                            del self._faults[index]
+                    return fault
+        return None
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Faults not yet consumed."""
+        with self._lock:
+            return [fault.describe() for fault in self._faults]
+
+    def clear(self) -> None:
+        """Drop every queued fault."""
+        with self._lock:
+            self._faults.clear()
+
+
+def fault_reply(fault: Fault, path: str) -> Reply | None:
+    """The answer that replaces the normal one, or None for faults that alter it instead."""
+    name, params = fault.name, fault.params
+    if name == "429":
+        retry_after = params.get("retry_after", 1)
+        headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+        return comet_error(429, "rate_limit_exceeded", "rate limit exceeded, please retry later", headers=headers)
+    if name == "400":
+        code = params.get("code", "task_not_exist")
+        return json_reply(400, {"code": code, "message": params.get("message", code), "data": None})
+    if name == "422":
+        return comet_error(422, "unprocessable_entity", params.get("message", "unprocessable request"))
+    if name == "401":
+        return comet_error(401, "invalid_api_key", "invalid token")
+    if name == "403":
+        return comet_error(403, params.get("code", "access_denied"), "access denied")
+    if name in ("500", "502", "503", "504", "524"):
+        status = int(name)
+        if params.get("body", "json") == "html":
+            return html_reply(status, f"{status} {_REASONS.get(status, 'Server Error')}")
+        return comet_error(status, params.get("code", "upstream_error"), f"upstream error {status}")
+    if name == "malformed":
+        return html_reply(200, "Welcome", "This is not the JSON you are looking for.")
+    if name == "empty_202":
+        return Reply(202, b"", content_type=None)
+    if name == "html_body":
+        return html_reply(200, "Video unavailable", "The requested video is not available.")
+    if name == "redirect":
+        location = params.get("location", path)
+        return Reply(int(params.get("code", 302)), b"", content_type=None, headers={"Location": location})
+    if name == "status":
+        status = int(params.get("code", 404))
+        return html_reply(status, f"{status} Error", "Access to this object failed.")
+    return None
+
+
+def alter_reply(fault: Fault, reply: Reply) -> None:
+    """Apply a body fault (wrong_length, content_type, slow_body, disconnect) to ``reply``."""
+    params = fault.params
+    if fault.name == "wrong_length":
+        reply.announce = int(params.get("announce", (reply.length or 0) + 1024))
+    elif fault.name == "content_type":
+        reply.content_type = params.get("value", "text/html")
+    elif fault.name == "slow_body":
+        reply.chunk_delay = float(params.get("delay", 0.05))
+        reply.chunk = int(params.get("chunk", 65536))
+    elif fault.name == "disconnect":
+        reply.cut_after = int(params.get("after", (reply.length or 0) // 2))
