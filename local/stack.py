@@ -18,63 +18,152 @@ to run twice.
 
 Everything talks to http://127.0.0.1:<port> with dummy credentials; the caller's AWS profile and
 endpoint settings are masked, so nothing here can reach a real account.
+
+This file is the CLI and the `up` / `down` / `status` orchestration; the parts live beside it:
+venvs.py (the two virtualenvs, python3.13), emulator.py (the ministack process and the AWS
+environment aimed at it), fake_process.py (our fake CometAPI as a background process),
+deploy.py (secret, artifacts bucket, sam build/deploy, outputs, post-deploy fixes),
+processes.py (PID files and liveness) and common.py (paths, names, `say`). Their names stay
+importable from here (`from local import stack; stack.main([...])`, `stack.OUTPUTS_FILE`, ...).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-LOCAL = REPO / ".local"
-VENVS = REPO / ".venvs"
-MINISTACK_VENV = VENVS / "ministack"
-SAM_VENV = VENVS / "sam"
-PID_FILE = LOCAL / "ministack.pid"
-PORT_FILE = LOCAL / "ministack.port"
-LOG_FILE = LOCAL / "ministack.log"
-TMP_DIR = LOCAL / "tmp"  # ministack's TMPDIR: unpacked Lambda code and layers of warm workers
-OUTPUTS_FILE = LOCAL / "outputs.json"
-# Our fake CometAPI (local/fake_cometapi.py), started by `up` when no CometAPI URL is given.
-FAKE_PID_FILE = LOCAL / "fake.pid"
-FAKE_URL_FILE = LOCAL / "fake.url"
-FAKE_LOG_FILE = LOCAL / "fake.log"
-FAKE_ARGS = ["--port", "0", "--auto-jobs", "--ready-after", "10"]
-# Local default: the template's minimum, so local jobs move fast (override with --parameter).
-LOCAL_PARAMETER_DEFAULTS = {"PollIntervalSeconds": "5"}
+if not __package__:  # run by path (python local/stack.py): sys.path has local/, not the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# Pinned: the emulator, the SAM transform it applies server-side, and the boto3 that Lambda code
-# imports there (ministack runs handlers on its own interpreter; boto3 must match its botocore).
-MINISTACK_REQUIREMENTS = ["ministack==1.5.33", "aws-sam-translator==1.115.0", "boto3==1.43.106"]
-SAM_REQUIREMENTS = ["aws-sam-cli==1.170.0"]
+from local.common import ACCOUNT_ID, LOCAL, OUTPUTS_FILE, REGION, REPO, STACK_NAME, say
+from local.deploy import (
+    ARTIFACTS_BUCKET,
+    DEFAULT_API_KEY,
+    LOCAL_PARAMETER_DEFAULTS,
+    SECRET_NAME,
+    _is_private_host,
+    _run,
+    ensure_artifacts_bucket,
+    ensure_secret,
+    post_deploy_fixes,
+    sam_build,
+    sam_deploy,
+    stack_outputs,
+)
+from local.emulator import (
+    LOG_FILE,
+    PID_FILE,
+    PORT_FILE,
+    TMP_DIR,
+    _apply_aws_env,
+    _clear_runtime_files,
+    _healthy,
+    _kill_strays,
+    _running_port,
+    _wait_healthy,
+    aws_env,
+    endpoint,
+    start_ministack,
+    stop_ministack,
+)
+from local.fake_process import (
+    FAKE_ARGS,
+    FAKE_LOG_FILE,
+    FAKE_PID_FILE,
+    FAKE_URL_FILE,
+    _fake_healthy,
+    _fake_pid,
+    running_fake_url,
+    start_fake,
+    stop_fake,
+)
+from local.processes import _alive, _free_port, _read_int
+from local.venvs import (
+    MINISTACK_REQUIREMENTS,
+    MINISTACK_VENV,
+    SAM_REQUIREMENTS,
+    SAM_VENV,
+    VENVS,
+    _ensure_venv,
+    _python313,
+    ensure_venvs,
+)
 
-REGION = "us-east-1"
-ACCOUNT_ID = "000000000000"
-STACK_NAME = "grokvideo"
-ARTIFACTS_BUCKET = "grokvideo-local-artifacts"  # also in samconfig.toml [local]
-SECRET_NAME = "grokvideo/cometapi-key"
-DEFAULT_API_KEY = "test-key"  # what local/fake_cometapi.py accepts by default
+# What local/stack.py offered before it was split (local/demo.py uses several): re-exported.
+__all__ = [
+    "ACCOUNT_ID",
+    "ARTIFACTS_BUCKET",
+    "DEFAULT_API_KEY",
+    "FAKE_ARGS",
+    "FAKE_LOG_FILE",
+    "FAKE_PID_FILE",
+    "FAKE_URL_FILE",
+    "LOCAL",
+    "LOCAL_PARAMETER_DEFAULTS",
+    "LOG_FILE",
+    "MINISTACK_REQUIREMENTS",
+    "MINISTACK_VENV",
+    "OUTPUTS_FILE",
+    "PID_FILE",
+    "PORT_FILE",
+    "REGION",
+    "REPO",
+    "SAM_REQUIREMENTS",
+    "SAM_VENV",
+    "SECRET_NAME",
+    "STACK_NAME",
+    "TMP_DIR",
+    "VENVS",
+    "Timer",
+    "_alive",
+    "_apply_aws_env",
+    "_boto3",
+    "_clear_runtime_files",
+    "_ensure_venv",
+    "_fake_healthy",
+    "_fake_pid",
+    "_free_port",
+    "_healthy",
+    "_is_private_host",
+    "_kill_strays",
+    "_python313",
+    "_read_int",
+    "_run",
+    "_running_port",
+    "_wait_healthy",
+    "aws_env",
+    "cmd_down",
+    "cmd_env",
+    "cmd_status",
+    "cmd_up",
+    "cmd_venvs",
+    "endpoint",
+    "ensure_artifacts_bucket",
+    "ensure_secret",
+    "ensure_venvs",
+    "main",
+    "post_deploy_fixes",
+    "running_fake_url",
+    "sam_build",
+    "sam_deploy",
+    "say",
+    "stack_outputs",
+    "start_fake",
+    "start_ministack",
+    "stop_fake",
+    "stop_ministack",
+]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def say(msg: str) -> None:
-    print(f"[stack] {msg}", flush=True)
 
 
 class Timer:
@@ -84,7 +173,7 @@ class Timer:
         self.timings: dict[str, float] = {}
 
     @contextlib.contextmanager
-    def phase(self, name: str):
+    def phase(self, name: str) -> Iterator[None]:
         say(f"{name} ...")
         start = time.monotonic()
         try:
@@ -95,60 +184,7 @@ class Timer:
             say(f"{name} done in {took:.2f} s")
 
 
-def _python313() -> str:
-    """A working python3.13: $PYTHON313, PATH (pyenv shims may lie), then pyenv's versions."""
-    candidates = [os.environ.get("PYTHON313", ""), shutil.which("python3.13") or ""]
-    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates += sorted(str(p) for p in pyenv_root.glob("versions/3.13*/bin/python3.13"))
-    candidates += ["/usr/local/bin/python3.13", "/usr/bin/python3.13"]
-    for cand in filter(None, candidates):
-        try:
-            out = subprocess.run(
-                [cand, "-c", "import sys, venv; print(sys.version_info[:2])"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if out.returncode == 0 and out.stdout.strip() == "(3, 13)":
-            return cand
-    raise SystemExit(
-        "python3.13 not found (Lambda runs python3.13 and ministack runs handlers on "
-        "its own interpreter): install it or set PYTHON313=/path/to/python3.13"
-    )
-
-
-def _ensure_venv(path: Path, requirements: list[str], python: str | None = None) -> None:
-    marker = path / ".requirements"
-    wanted = "\n".join(requirements)
-    if (path / "bin" / "python").exists() and marker.exists() and marker.read_text() == wanted:
-        return
-    if not (path / "bin" / "python").exists():
-        say(f"creating {path.relative_to(REPO)}")
-        subprocess.run([python or _python313(), "-m", "venv", str(path)], check=True)
-    say(f"installing {' '.join(requirements)} into {path.relative_to(REPO)}")
-    subprocess.run(
-        [
-            str(path / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "-qq",  # errors only: this machine's pip config warns about every package otherwise
-            "--disable-pip-version-check",
-            *requirements,
-        ],
-        check=True,
-    )
-    marker.write_text(wanted)
-
-
-def ensure_venvs() -> None:
-    _ensure_venv(MINISTACK_VENV, MINISTACK_REQUIREMENTS)
-    _ensure_venv(SAM_VENV, SAM_REQUIREMENTS)
-
-
-def _boto3():
+def _boto3() -> Any:
     """boto3 from the caller's interpreter, else re-run this script on the ministack venv's."""
     try:
         import boto3
@@ -161,424 +197,7 @@ def _boto3():
     return boto3
 
 
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not reaped) is not alive.
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def endpoint(port: int) -> str:
-    return f"http://127.0.0.1:{port}"
-
-
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"{endpoint(port)}/_ministack/health", timeout=2) as r:
-            return r.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-def aws_env(port: int) -> dict[str, str]:
-    """Environment for boto3 / SAM CLI / aws CLI aimed at the emulator only."""
-    LOCAL.mkdir(parents=True, exist_ok=True)
-    cfg, creds = LOCAL / "aws-config", LOCAL / "aws-credentials"
-    cfg.write_text(f"[default]\nregion = {REGION}\n")
-    creds.write_text("[default]\naws_access_key_id = test\naws_secret_access_key = test\n")
-    return {
-        "AWS_ENDPOINT_URL": endpoint(port),
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_CONFIG_FILE": str(cfg),
-        "AWS_SHARED_CREDENTIALS_FILE": str(creds),
-        "SAM_CLI_TELEMETRY": "0",
-        # SAM polls the change set and stack every 5 s by default; the emulator answers at once.
-        "SAM_CLI_POLL_DELAY": os.environ.get("SAM_CLI_POLL_DELAY", "0.5"),
-    }
-
-
-def _apply_aws_env(port: int) -> dict[str, str]:
-    for key in list(os.environ):
-        if key in (
-            "AWS_PROFILE",
-            "AWS_DEFAULT_PROFILE",
-            "AWS_SESSION_TOKEN",
-            "AWS_SECURITY_TOKEN",
-            "AWS_ROLE_ARN",
-            "AWS_WEB_IDENTITY_TOKEN_FILE",
-        ) or key.startswith("AWS_ENDPOINT_URL_"):
-            del os.environ[key]
-    env = aws_env(port)
-    os.environ.update(env)
-    return env
-
-
-# --------------------------------------------------------------------------- ministack
-
-
-def start_ministack(port_wanted: int | None) -> int:
-    """Start ministack (or reuse the running one); return its port."""
-    pid, port = _read_int(PID_FILE), _read_int(PORT_FILE)
-    if _alive(pid) and port:
-        if port_wanted and port_wanted != port:
-            raise SystemExit(f"ministack already runs on port {port} (pid {pid}); run `down` first")
-        if _wait_healthy(port, pid, timeout=30):
-            say(f"ministack already running (pid {pid}, {endpoint(port)})")
-            return port
-        raise SystemExit(f"ministack pid {pid} does not answer on port {port}; see {LOG_FILE}")
-    _clear_runtime_files()
-    port = port_wanted or _free_port()
-    TMP_DIR.mkdir(parents=True, exist_ok=True)
-    # A clean environment: ministack passes its own environment on to every Lambda worker.
-    env = {
-        "PATH": f"{MINISTACK_VENV / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(Path.home()),
-        "LANG": os.environ.get("LANG", "C.UTF-8"),
-        "TMPDIR": str(TMP_DIR),
-        "GATEWAY_PORT": str(port),
-        "BIND_HOST": "127.0.0.1",
-        "MINISTACK_REGION": REGION,
-        "MINISTACK_ACCOUNT_ID": ACCOUNT_ID,
-        "S3_DATA_DIR": str(LOCAL / "s3"),
-        "STATE_DIR": str(LOCAL / "state"),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    for passthrough in (
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        "REQUESTS_CA_BUNDLE",
-        "LAMBDA_WARM_TTL_SECONDS",
-        "LOG_LEVEL",
-    ):
-        if passthrough in os.environ:
-            env[passthrough] = os.environ[passthrough]
-    with open(LOG_FILE, "ab") as log:
-        proc = subprocess.Popen(
-            [str(MINISTACK_VENV / "bin" / "ministack")],
-            cwd=str(LOCAL),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    PID_FILE.write_text(str(proc.pid))
-    PORT_FILE.write_text(str(port))
-    if not _wait_healthy(port, proc.pid, timeout=60):
-        tail = LOG_FILE.read_text(errors="replace")[-2000:]
-        stop_ministack()
-        raise SystemExit(f"ministack did not become healthy on port {port}:\n{tail}")
-    say(f"ministack started (pid {proc.pid}, {endpoint(port)}, log {LOG_FILE.relative_to(REPO)})")
-    return port
-
-
-def _wait_healthy(port: int, pid: int | None, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _healthy(port):
-            return True
-        if pid and not _alive(pid):
-            return False
-        time.sleep(0.2)
-    return False
-
-
-def _clear_runtime_files() -> None:
-    shutil.rmtree(TMP_DIR, ignore_errors=True)
-    for path in (PID_FILE, PORT_FILE, OUTPUTS_FILE):
-        path.unlink(missing_ok=True)
-
-
-def stop_ministack() -> None:
-    pid = _read_int(PID_FILE)
-    if _alive(pid):
-        assert pid is not None
-        # ministack runs in its own session (start_new_session), so its process group is its pid:
-        # that takes the Lambda worker subprocesses along with it.
-        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, sig)
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _alive(pid):
-                time.sleep(0.1)
-            if not _alive(pid):
-                break
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)
-        # Workers that outlived the group signal (none expected) go by their own pid.
-        _kill_strays()
-        say(f"ministack stopped (pid {pid})")
-    else:
-        say("ministack not running")
-    _clear_runtime_files()
-    shutil.rmtree(LOCAL / "s3", ignore_errors=True)
-    shutil.rmtree(LOCAL / "state", ignore_errors=True)
-
-
-def _kill_strays() -> None:
-    """Lambda workers whose command line points into our TMP_DIR (matched by pid, never by name)."""
-    marker = str(TMP_DIR).encode()
-    for proc_dir in Path("/proc").glob("[0-9]*"):
-        try:
-            cmdline = (proc_dir / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker in cmdline:
-            with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
-                os.kill(int(proc_dir.name), signal.SIGKILL)
-
-
-# --------------------------------------------------------------------------- fake CometAPI
-
-
-def _fake_healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_fake/health", timeout=2) as r:
-            return r.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-def _fake_pid() -> int | None:
-    """PID in .local/fake.pid if that process is alive and really is our fake (PIDs get reused)."""
-    pid = _read_int(FAKE_PID_FILE)
-    if not _alive(pid):
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return pid  # no /proc (macOS): trust the file
-    return pid if b"local.fake_cometapi" in cmdline else None
-
-
-def running_fake_url() -> str | None:
-    """Base URL of the fake CometAPI `up` started, if it runs and answers; else None."""
-    try:
-        url = FAKE_URL_FILE.read_text().strip()
-    except OSError:
-        return None
-    return url if _fake_pid() and url and _fake_healthy(url) else None
-
-
-def start_fake() -> str:
-    """Start our fake CometAPI in its own session (or reuse the running one); return its URL."""
-    url = running_fake_url()
-    if url:
-        say(f"fake CometAPI already running (pid {_read_int(FAKE_PID_FILE)}, {url})")
-        return url
-    stop_fake(quiet=True)  # a stale pid/url from a crash
-    LOCAL.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    with open(FAKE_LOG_FILE, "ab") as log:
-        start = log.tell()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "local.fake_cometapi", *FAKE_ARGS],
-            cwd=str(REPO),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    FAKE_PID_FILE.write_text(str(proc.pid))
-    deadline = time.monotonic() + 20
-    url = ""
-    while time.monotonic() < deadline and proc.poll() is None:
-        with open(FAKE_LOG_FILE, "rb") as log:
-            log.seek(start)
-            for line in log.read().decode(errors="replace").splitlines():
-                if "listening on " in line:
-                    url = line.rsplit("listening on ", 1)[1].strip().rstrip("/")
-        if url and _fake_healthy(url):
-            break
-        time.sleep(0.1)
-    else:
-        tail = FAKE_LOG_FILE.read_text(errors="replace")[-2000:]
-        stop_fake(quiet=True)
-        raise SystemExit(f"the fake CometAPI did not start; {FAKE_LOG_FILE.relative_to(REPO)}:\n{tail}")
-    FAKE_URL_FILE.write_text(url + "\n")
-    say(f"fake CometAPI started (pid {proc.pid}, {url}, log {FAKE_LOG_FILE.relative_to(REPO)})")
-    return url
-
-
-def stop_fake(quiet: bool = False) -> None:
-    """Stop the fake CometAPI `up` started (by its PID; it runs in its own session)."""
-    pid = _fake_pid()
-    if pid:
-        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, sig)
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _alive(pid):
-                time.sleep(0.05)
-            if not _alive(pid):
-                break
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)
-        say(f"fake CometAPI stopped (pid {pid})")
-    elif not quiet:
-        say("fake CometAPI not running")
-    FAKE_PID_FILE.unlink(missing_ok=True)
-    FAKE_URL_FILE.unlink(missing_ok=True)
-
-
-# --------------------------------------------------------------------------- deploy
-
-
-def ensure_secret(boto3, api_key: str) -> str:
-    """What a user does: `aws secretsmanager create-secret --name grokvideo/cometapi-key ...`."""
-    sm = boto3.client("secretsmanager")
-    value = json.dumps({"api_key": api_key})
-    try:
-        arn = sm.describe_secret(SecretId=SECRET_NAME)["ARN"]
-    except sm.exceptions.ResourceNotFoundException:
-        return sm.create_secret(Name=SECRET_NAME, SecretString=value, Description="CometAPI key for grokvideo (local)")[
-            "ARN"
-        ]
-    try:
-        current = sm.get_secret_value(SecretId=arn).get("SecretString")
-    except sm.exceptions.ResourceNotFoundException:
-        current = None
-    if current != value:
-        sm.put_secret_value(SecretId=arn, SecretString=value)
-    return arn
-
-
-def ensure_artifacts_bucket(boto3) -> None:
-    s3 = boto3.client("s3")
-    try:
-        s3.head_bucket(Bucket=ARTIFACTS_BUCKET)
-    except Exception:
-        s3.create_bucket(Bucket=ARTIFACTS_BUCKET)
-
-
-def _run(cmd: list[str], log_name: str, env: dict[str, str]) -> None:
-    log_path = LOCAL / log_name
-    with open(log_path, "w") as log:
-        rc = subprocess.run(cmd, cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT).returncode
-    if rc != 0:
-        tail = log_path.read_text(errors="replace")[-4000:]
-        raise SystemExit(f"{' '.join(cmd[:2])} failed (exit {rc}); {log_path.relative_to(REPO)}:\n{tail}")
-
-
-def sam_build(env: dict[str, str]) -> None:
-    build_env = dict(env)
-    # The makefile builds (layer and functions) pip-install for the Lambda target; any Python
-    # with pip does, the ministack venv's is certain to exist.
-    build_env["PYTHON"] = str(MINISTACK_VENV / "bin" / "python")
-    _run([str(SAM_VENV / "bin" / "sam"), "build", "--config-env", "local"], "sam-build.log", build_env)
-
-
-def sam_deploy(env: dict[str, str], overrides: dict[str, str]) -> None:
-    params = [f"{k}={v}" for k, v in overrides.items()]
-    _run(
-        [
-            str(SAM_VENV / "bin" / "sam"),
-            "deploy",
-            "--config-env",
-            "local",
-            "--stack-name",
-            STACK_NAME,
-            "--region",
-            REGION,
-            "--no-confirm-changeset",
-            "--no-fail-on-empty-changeset",
-            "--s3-bucket",
-            ARTIFACTS_BUCKET,
-            "--capabilities",
-            "CAPABILITY_IAM",
-            "CAPABILITY_AUTO_EXPAND",
-            "--parameter-overrides",
-            *params,
-        ],
-        "sam-deploy.log",
-        env,
-    )
-
-
-def stack_outputs(boto3) -> dict[str, str]:
-    stack = boto3.client("cloudformation").describe_stacks(StackName=STACK_NAME)["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-
-
-def post_deploy_fixes(boto3, outputs: dict[str, str]) -> list[str]:
-    """Settings the emulator accepts in the template but does not apply (the unit tests check
-    the template for them); applied here so the local stack behaves like the real one."""
-    done = []
-    ddb = boto3.client("dynamodb")
-    table = outputs["JobsTableName"]
-    ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
-    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or ttl.get("AttributeName") != "expires_at":
-        ddb.update_time_to_live(
-            TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
-        done.append("dynamodb TTL expires_at")
-    with contextlib.suppress(Exception):
-        backups = ddb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
-        if backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus") != "ENABLED":
-            ddb.update_continuous_backups(
-                TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-            )
-            done.append("dynamodb PITR")
-    s3 = boto3.client("s3")
-    bucket = outputs["VideoBucketName"]
-    try:
-        rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
-    except Exception:
-        rules = []
-    if not any("AbortIncompleteMultipartUpload" in r for r in rules):
-        s3.put_bucket_lifecycle_configuration(
-            Bucket=bucket,
-            LifecycleConfiguration={
-                "Rules": [
-                    {
-                        "ID": "AbortIncompleteMultipartUploads",
-                        "Status": "Enabled",
-                        "Filter": {"Prefix": ""},
-                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-                    }
-                ]
-            },
-        )
-        done.append("s3 lifecycle abort-incomplete-multipart")
-    return done
-
-
-def _is_private_host(host: str) -> bool:
-    if host in ("localhost", "host.docker.internal") or host.endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return ip.is_loopback or ip.is_private or ip.is_link_local
+# --------------------------------------------------------------------------- commands
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -651,11 +270,6 @@ def cmd_down(_args: argparse.Namespace) -> int:
     stop_ministack()
     stop_fake()
     return 0
-
-
-def _running_port() -> int | None:
-    pid, port = _read_int(PID_FILE), _read_int(PORT_FILE)
-    return port if _alive(pid) and port and _healthy(port) else None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
