@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 for extra in (ROOT / "layers" / "shared", ROOT):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
+
+from benchmarks.machine import describe  # noqa: E402
 
 MiB = 1 << 20
 BUCKET = "grokvideo-bench"
@@ -129,22 +129,6 @@ def run_child(ctx: Any, target: Any, *args: Any) -> dict[str, Any]:
     return dict(result)
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = "?"
-    meminfo = Path("/proc/meminfo")
-    if meminfo.exists():
-        kib = int(meminfo.read_text().split("\n", 1)[0].split()[1])
-        mem = f"{kib / 1024 / 1024:.1f} GiB"
-    return f"{platform.platform()} | {cpu} | {os.cpu_count()} cores | {mem} RAM | Python {platform.python_version()}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="video size (default 1024 = 1 GiB)")
@@ -214,7 +198,7 @@ def report(size_mib: int, size: int, results: dict[str, list[dict[str, Any]]]) -
         }
     ratio = rows["archive"]["mibs"] / rows["baseline"]["mibs"]
     print()
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     print(f"size: {size_mib} MiB ({size} bytes), runs per method: {len(results['archive'])}, median time")
     print()
     header = f"{'method':<34} {'seconds':>8} {'MiB/s':>8} {'peak RSS MB':>12} {'RSS before':>11} {'CPU s':>7}"
