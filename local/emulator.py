@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from local.common import ACCOUNT_ID, LOCAL, OUTPUTS_FILE, REGION, REPO, say
-from local.processes import _alive, _free_port, _read_int
+from local.processes import _alive, _free_port, _read_int, stop_process_group
 from local.venvs import MINISTACK_VENV
 
 PID_FILE = LOCAL / "ministack.pid"
@@ -151,16 +151,7 @@ def stop_ministack() -> None:
         assert pid is not None
         # ministack runs in its own session (start_new_session), so its process group is its pid:
         # that takes the Lambda worker subprocesses along with it.
-        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, sig)
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _alive(pid):
-                time.sleep(0.1)
-            if not _alive(pid):
-                break
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)
+        stop_process_group(pid, grace=10.0)
         # Workers that outlived the group signal (none expected) go by their own pid.
         _kill_strays()
         say(f"ministack stopped (pid {pid})")

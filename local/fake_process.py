@@ -3,9 +3,7 @@ URL is given (its own session, PID in .local/fake.pid, URL in .local/fake.url), 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from local.common import LOCAL, REPO, say
-from local.processes import _alive, _read_int
+from local.processes import _alive, _read_int, stop_process_group
 
 # Our fake CometAPI (local/fake_cometapi), started by `up` when no CometAPI URL is given.
 FAKE_PID_FILE = LOCAL / "fake.pid"
@@ -98,16 +96,7 @@ def stop_fake(quiet: bool = False) -> None:
     """Stop the fake CometAPI `up` started (by its PID; it runs in its own session)."""
     pid = _fake_pid()
     if pid:
-        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, sig)
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _alive(pid):
-                time.sleep(0.05)
-            if not _alive(pid):
-                break
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)
+        stop_process_group(pid, grace=5.0, poll=0.05)
         say(f"fake CometAPI stopped (pid {pid})")
     elif not quiet:
         say("fake CometAPI not running")
