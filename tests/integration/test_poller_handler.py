@@ -128,3 +128,17 @@ def test_sweep_summary_with_failures_is_json_for_lambda_and_the_log(
     err = capsys.readouterr().err
     assert "Logging error" not in err, err[-800:]
     assert len(capture.drain()) == 2
+
+
+def test_unusable_secret_stops_the_sweep_like_a_refused_key_and_fails_no_job(
+    monkeypatch: pytest.MonkeyPatch, store: JobStore, capture: EventCapture
+) -> None:
+    with FakeCometAPI(api_key=API_KEY, ready_after=0) as fake:
+        deploy_env(monkeypatch, fake.base_url, secret_value=json.dumps({"key": "misnamed field"}))
+        rid = fake.add_job(outcome="done", ready_after=0)
+        store.register(rid, now=int(time.time()))
+        summary = load_handler("poller").lambda_handler({}, FakeContext())
+        assert fake.requests == []  # nothing was sent without a key
+    assert summary["auth_failed"] is True
+    assert store.get(rid).state.value == "PENDING"  # type: ignore[union-attr]
+    assert capture.drain() == []

@@ -229,3 +229,37 @@ def _client_with_key(fake: FakeCometAPI, key: str) -> Any:
     from grokvideo.cometapi import CometApiClient
 
     return CometApiClient(fake.base_url, lambda: key, read_timeout=2.0)
+
+
+class FlakyStore(JobStore):
+    """DynamoDB refusing one job's claim (throttled past the SDK's retries)."""
+
+    def __init__(self, inner: JobStore, broken: str) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.broken = broken
+
+    def claim(self, request_id: str, **kwargs: Any) -> Any:
+        if request_id == self.broken:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
+        return super().claim(request_id, **kwargs)
+
+
+def test_an_aws_error_on_one_job_does_not_end_the_sweep(
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    make_sweeper: Callable[..., Sweeper],
+) -> None:
+    broken = register(store, fake)
+    healthy = register(store, fake)
+    client = make_sweeper().client
+    report = Sweeper(FlakyStore(store, broken), client, publisher, sweep_seconds=0).run()
+    assert report.unexpected_errors == 1 and report.succeeded == 1
+    assert list(events_by_id(capture)) == [healthy]
+    # The job is untouched and still due: the next sweep takes it.
+    assert store.get(broken).state is JobState.PENDING  # type: ignore[union-attr]
+    make_sweeper().run()
+    assert list(events_by_id(capture)) == [broken]
