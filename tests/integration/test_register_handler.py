@@ -82,3 +82,16 @@ def test_the_invalid_sample_event_is_rejected(register: Any, capture: EventCaptu
     result = register.lambda_handler(json.loads((EVENTS / "track-requested-invalid.json").read_text()), FakeContext())
     assert result["errors"]
     assert [e["detail-type"] for e in capture.drain()] == ["Video Request Rejected"]
+
+
+def test_a_table_error_fails_the_invocation_so_eventbridge_retries_then_dead_letters(
+    monkeypatch: pytest.MonkeyPatch, capture: EventCapture
+) -> None:
+    from botocore.exceptions import ClientError
+
+    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
+    handler = load_handler("register")
+    with pytest.raises(ClientError):
+        handler.lambda_handler(sample("track-requested.json"), FakeContext())
+    assert capture.drain() == []
