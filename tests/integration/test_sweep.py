@@ -263,3 +263,23 @@ def test_an_aws_error_on_one_job_does_not_end_the_sweep(
     assert store.get(broken).state is JobState.PENDING  # type: ignore[union-attr]
     make_sweeper().run()
     assert list(events_by_id(capture)) == [broken]
+
+
+def test_a_settled_job_stranded_in_the_due_index_is_retired_not_polled(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, table: Any, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    now = int(time.time())
+    table.put_item(
+        Item={
+            "request_id": "stranded",
+            "state": "STORED",
+            "registered_at": now,
+            "deadline_at": now + 60,
+            "due_shard": store.shard_of("stranded"),
+            "next_poll_at": now - 1,
+        }
+    )
+    report = make_sweeper().run()
+    assert report.polled == 0 and fake.requests == [] and capture.drain() == []
+    item = table.get_item(Key={"request_id": "stranded"})["Item"]
+    assert item["state"] == "STORED" and "due_shard" not in item and "next_poll_at" not in item

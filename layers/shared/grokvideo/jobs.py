@@ -291,6 +291,16 @@ class JobStore:
             names={"#state": "state"},
         )
 
+    def retire(self, job: Job, *, owner: str) -> Job | None:
+        """Take a settled job that owes nothing out of the due index (it has no work left)."""
+        return self._update(
+            job.request_id,
+            "REMOVE due_shard, next_poll_at, lease_owner, lease_until",
+            "lease_owner = :owner AND attribute_not_exists(outbox) AND #state <> :pending",
+            {":owner": owner, ":pending": JobState.PENDING.value},
+            names={"#state": "state"},
+        )
+
     # --- plumbing ---------------------------------------------------------------------------
 
     def _update(

@@ -218,7 +218,10 @@ class Sweeper:
                 return False
             if job.outbox:
                 self._deliver(job)
-            elif job.state is not JobState.PENDING or self._stop.is_set():
+            elif job.state is not JobState.PENDING:
+                logger.warning("settled job left in the due index: retiring it", extra={"request_id": request_id})
+                self.store.retire(job, owner=self.owner)
+            elif self._stop.is_set():
                 self.store.release(job, owner=self.owner)
             else:
                 self._poll(job)
