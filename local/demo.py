@@ -42,6 +42,7 @@ TIMEOUT = 150.0  # seconds after the events are put
 SOURCE = "com.example.demo"
 DETAIL_TYPE = "Video Job Track Requested"
 FINAL_STATES = ("STORED", "FAILED", "ARCHIVE_FAILED")
+FAILED_STATES = ("FAILED", "ARCHIVE_FAILED")  # the provider's last progress means nothing there
 MB = 1024 * 1024
 
 # (outcome on the fake, ready_after seconds, video_size bytes or None for the real 1 s MP4 fixture)
@@ -164,7 +165,8 @@ def live_lines(jobs: list[DemoJob], started: float, now: float) -> list[str]:
         state = _color(job, f"{_state_text(job):<28}")
         lines.append(
             f"{job.client_ref:<10} {job.request_id[:8]:<10} {fake:<18} {state} "
-            f"{_bar(job.item.get('progress'), bar):<{bar + 5}} {elapsed:6.0f}s"
+            f"{_bar(job.item.get('progress') if job.state not in FAILED_STATES else None, bar):<{bar + 5}} "
+            f"{elapsed:6.0f}s"
         )
     done = sum(job.final for job in jobs)
     lines.append(f"{DIM}{done}/{len(jobs)} finished, {now - started:.0f} s since the events were put{RESET}")
@@ -386,7 +388,7 @@ def report(
     if len(copy_secs) < sum(j.state == "STORED" for j in jobs):
         time.sleep(1.5)  # log delivery lags a little
         copy_secs = copy_durations(logs, outputs["CopierFunctionName"], since_ms)
-    headers = ["client_ref", "request_id", "state", "bucket", "key", "size", "sha256", "done->stored", "bound", ""]
+    headers = ["client_ref", "request_id", "state", "size", "sha256", "done->stored", "bound", ""]
     right = {"size", "done->stored", "bound"}
     rows: list[tuple[DemoJob, list[str]]] = []
     for job in jobs:
@@ -404,7 +406,7 @@ def report(
         elif job.state == "FAILED" and job.request_id in done_at and it.get("completed_at"):
             latency = f"({float(it['completed_at']) - done_at[job.request_id]:.1f} s)"
         size = f"{int(it['size_bytes']):,}" if it.get("size_bytes") is not None else "-"
-        cells = [job.client_ref, job.request_id, _state_text(job), str(it.get("bucket", "-")), str(it.get("key", "-"))]
+        cells = [job.client_ref, job.request_id, _state_text(job)]
         rows.append((job, [*cells, size, str(it.get("sha256", "-"))[:12], latency, bound, verdict]))
     widths = [max(len(h), *(len(cells[i]) for _, cells in rows)) for i, h in enumerate(headers)]
 
@@ -412,6 +414,10 @@ def report(
         return [c.rjust(w) if h in right else c.ljust(w) for h, c, w in zip(headers, cells, widths, strict=True)]
 
     print()
+    stored = next((j.item for j in jobs if j.state == "STORED"), None)
+    if stored:  # one bucket, one key scheme: say it once instead of a column each
+        prefix = str(stored["key"])[: -len(f"{stored['request_id']}.mp4")]
+        print(f"stored videos: s3://{stored['bucket']}/{prefix}<request_id>.mp4")
     print(BOLD + "  ".join(line(headers)).rstrip() + RESET)
     for job, cells in rows:
         out = line(cells)
