@@ -283,3 +283,15 @@ def test_a_settled_job_stranded_in_the_due_index_is_retired_not_polled(
     assert report.polled == 0 and fake.requests == [] and capture.drain() == []
     item = table.get_item(Key={"request_id": "stranded"})["Item"]
     assert item["state"] == "STORED" and "due_shard" not in item and "next_poll_at" not in item
+
+
+def test_a_stopped_sweep_reads_no_further_due_pages(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    for _ in range(40):  # ~10 per shard: one page each
+        register(store, fake)
+    sweeper = make_sweeper(concurrency=1, client=_client_with_key(fake, "revoked-key"))
+    report = sweeper.run()
+    assert report.auth_failed
+    # The first shard's page was read before the refusal; the other shards never were.
+    assert report.items_read < 40

@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields
 from typing import Protocol
@@ -195,16 +195,21 @@ class Sweeper:
         now = int(self.clock())
         slots = threading.BoundedSemaphore(self.concurrency * 4)  # bounded read-ahead
         futures: list[Future[bool]] = []
+        for job in self._due_until_stopped(now):
+            slots.acquire()
+            future = pool.submit(self._work, job.request_id)
+            future.add_done_callback(lambda _: slots.release())
+            futures.append(future)
+        wait(futures)
+        return sum(1 for f in futures if f.result())
+
+    def _due_until_stopped(self, now: int) -> Iterator[Job]:
+        """Due jobs, page by page; no further page is read once the sweep stops or runs out of time."""
         for page in self.store.due(now):
             for job in page:
                 if self._stop.is_set() or self.clock() >= self._give_up_at:
-                    break
-                slots.acquire()
-                future = pool.submit(self._work, job.request_id)
-                future.add_done_callback(lambda _: slots.release())
-                futures.append(future)
-        wait(futures)
-        return sum(1 for f in futures if f.result())
+                    return
+                yield job
 
     # --- one job ----------------------------------------------------------------------------
 
