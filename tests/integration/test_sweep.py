@@ -295,3 +295,20 @@ def test_a_stopped_sweep_reads_no_further_due_pages(
     assert report.auth_failed
     # The first shard's page was read before the refusal; the other shards never were.
     assert report.items_read < 40
+
+
+def test_a_pause_longer_than_the_time_left_reschedules_instead_of_waiting(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    ids = [register(store, fake) for _ in range(3)]
+    fake.inject("429", count=1, retry_after=30)
+    started = time.monotonic()
+    report = make_sweeper(concurrency=1).run(time_left=lambda: 20, safety_margin=15)  # 5 s of budget
+    assert time.monotonic() - started < 5  # did not sit out a 30 s pause
+    assert report.rate_limited and report.polled == 0
+    assert fake.count("GET", "/grok/v1/videos/") == 1  # only the call that got the 429
+    for rid in ids:
+        job = store.get(rid)
+        assert job is not None and job.state is JobState.PENDING and job.lease_owner is None
+        assert job.next_poll_at is not None and job.next_poll_at >= time.time() + 25
+    assert capture.drain() == []

@@ -242,11 +242,13 @@ class Sweeper:
             age = int(now - job.registered_at)
             self._finish(job, Failed(FailureReason.TIMED_OUT, f"no result after {age} s (deadline reached)"))
             return
-        if not self.gate.wait(self._give_up_at):
-            self.store.reschedule(job, owner=self.owner, next_poll_at=int(self.gate.open_at) + 1)
-            return
         with self._api_slots:
-            if self._stop.is_set():  # the key was refused while this job waited for a slot
+            # Both checks come after the slot is ours: a 429 or a 401 may have arrived while this
+            # job waited for it.
+            if not self.gate.wait(self._give_up_at):
+                self.store.reschedule(job, owner=self.owner, next_poll_at=int(self.gate.open_at) + 1)
+                return
+            if self._stop.is_set():
                 self.store.release(job, owner=self.owner)
                 return
             try:
@@ -325,7 +327,7 @@ class Sweeper:
                     "model": outcome.model or job.model,
                     "cost_usd": outcome.cost_usd,
                     "completed_at": outcome.completed_at or now,
-                "submitted_at": job.submitted_at or outcome.submitted_at,
+                    "submitted_at": job.submitted_at or outcome.submitted_at,
                     "progress": 100,
                 },
             )
