@@ -255,8 +255,12 @@ class Sweeper:
                 status = self.client.get_video(job.request_id)
             except CometApiError as err:
                 failure: CometApiError | None = err
-                if isinstance(err, AuthError):
-                    self._stop.set()  # before the slot frees, so no waiting job polls with a bad key
+                # Sweep-wide reactions happen before the slot frees, so no waiting job polls
+                # into a rate limit or with a refused key.
+                if isinstance(err, RateLimitedError):
+                    self.gate.pause(err.retry_after)
+                elif isinstance(err, AuthError):
+                    self._stop.set()
             else:
                 failure = None
         if failure is not None:
@@ -281,13 +285,11 @@ class Sweeper:
         extra = {"request_id": job.request_id, "error": type(err).__name__, "status": err.status}
         if isinstance(err, RateLimitedError):
             logger.warning("provider rate limit: pausing the sweep", extra={**extra, "retry_after": err.retry_after})
-            self.gate.pause(err.retry_after)
             with self._lock:
                 self._report.rate_limited = True
             self.store.reschedule(job, owner=self.owner, next_poll_at=int(self.clock() + err.retry_after) + 1)
         elif isinstance(err, AuthError):
             logger.error("provider refused our API key: stopping the sweep, no job is failed", extra=extra)
-            self._stop.set()
             with self._lock:
                 self._report.auth_failed = True
             self.store.release(job, owner=self.owner)
