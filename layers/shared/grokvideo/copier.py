@@ -31,15 +31,13 @@ from aws_lambda_powertools import Logger
 
 from grokvideo.archive import StoredVideo, VideoArchiver
 from grokvideo.errors import ArchiveError, EventPublishError, GrokVideoError
-from grokvideo.events import OutputEvent
+from grokvideo.events import DetailType, OutputEvent
 from grokvideo.jobs import Job, JobStore
 from grokvideo.models import ArchiveFailureReason, JobState
 from grokvideo.outbox import event_for
 
 logger = Logger(child=True)
 
-STORED_EVENT = "Video Stored"
-ARCHIVE_FAILED_EVENT = "Video Archive Failed"
 # Permanent reasons: asking again gets the same answer, so a redelivery does not copy again.
 PERMANENT = frozenset(r.value for r in ArchiveFailureReason) - {ArchiveFailureReason.TRANSFER_FAILED.value}
 
@@ -87,7 +85,7 @@ class Copier:
         job = self.store.get(request_id)
         if job is None:
             raise RetryCopy(f"no job {request_id} in the table")  # never dropped: ends in the DLQ
-        if job.outbox in (STORED_EVENT, ARCHIVE_FAILED_EVENT):
+        if job.outbox in (DetailType.STORED, DetailType.ARCHIVE_FAILED):
             return self._announce(job, uploaded=False)  # a crash left the event unsent
         if job.state is JobState.STORED or (job.state is JobState.ARCHIVE_FAILED and job.reason in PERMANENT):
             logger.info("duplicate delivery: already settled", extra={"request_id": request_id})
@@ -118,7 +116,7 @@ class Copier:
         moved = self.store.transition(
             job,
             to_state=JobState.STORED,
-            outbox=STORED_EVENT,
+            outbox=DetailType.STORED,
             now=int(self.clock()),
             relay_after=self.relay_after,
             changes={
@@ -141,7 +139,7 @@ class Copier:
         moved = self.store.transition(
             job,
             to_state=JobState.ARCHIVE_FAILED,
-            outbox=ARCHIVE_FAILED_EVENT,
+            outbox=DetailType.ARCHIVE_FAILED,
             now=int(self.clock()),
             relay_after=self.relay_after,
             changes={"reason": err.reason, "message": message[:1000]},

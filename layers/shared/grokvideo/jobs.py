@@ -261,7 +261,7 @@ class JobStore:
         sets.update(
             {
                 "state": to_state.value,
-                "outbox": outbox,
+                "outbox": str(outbox),  # a DetailType is stored as its plain name
                 "due_shard": self.shard_of(job.request_id),
                 "next_poll_at": now + relay_after,
             }

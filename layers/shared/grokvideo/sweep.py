@@ -46,7 +46,7 @@ from grokvideo.errors import (
     NotFoundError,
     RateLimitedError,
 )
-from grokvideo.events import OutputEvent
+from grokvideo.events import DetailType, OutputEvent
 from grokvideo.jobs import Job, JobStore
 from grokvideo.models import Failed, FailureReason, JobState, Pending, PollStatus, Succeeded
 from grokvideo.outbox import event_for
@@ -333,7 +333,7 @@ class Sweeper:
                     "progress": 100,
                 },
             )
-            outbox = "Video Generation Succeeded"
+            outbox = DetailType.SUCCEEDED
         else:
             to_state, changes = (
                 JobState.FAILED,
@@ -343,7 +343,7 @@ class Sweeper:
                     "completed_at": now,
                 },
             )
-            outbox = "Video Generation Failed"
+            outbox = DetailType.FAILED
         moved = self.store.transition(
             job,
             to_state=to_state,
