@@ -142,6 +142,21 @@ class StoredVideo:
     content_type: str
     etag: str
 
+    @classmethod
+    def from_head(
+        cls, bucket: str, key: str, head: Mapping[str, Any], *, sha256: str, content_type: str | None
+    ) -> StoredVideo:
+        """Describe an object from its ``head_object`` answer and the digest we recorded for it."""
+        return cls(
+            bucket=bucket,
+            key=key,
+            s3_uri=f"s3://{bucket}/{key}",
+            size_bytes=int(head.get("ContentLength", -1)),
+            sha256=sha256,
+            content_type=str(content_type or DEFAULT_CONTENT_TYPE),
+            etag=str(head.get("ETag", "")).strip('"'),
+        )
+
 
 def transfer_config(expected_size: int, *, max_concurrency: int = 4) -> TransferConfig:
     """boto3 multipart settings for a stream of about ``expected_size`` bytes.
@@ -345,15 +360,7 @@ class VideoArchiver:
         size = int(head.get("ContentLength", -1))
         if not _SHA256.fullmatch(digest) or tags.get("size", str(size)) != str(size):
             return None
-        return StoredVideo(
-            bucket=bucket,
-            key=key,
-            s3_uri=f"s3://{bucket}/{key}",
-            size_bytes=size,
-            sha256=digest,
-            content_type=str(head.get("ContentType") or DEFAULT_CONTENT_TYPE),
-            etag=str(head.get("ETag", "")).strip('"'),
-        )
+        return StoredVideo.from_head(bucket, key, head, sha256=digest, content_type=head.get("ContentType"))
 
     def abort_stale_uploads(self, bucket: str, key: str) -> int:
         """Abort every unfinished multipart upload of exactly ``key``; return how many. Best effort.
@@ -497,15 +504,7 @@ class VideoArchiver:
                 reason=Reason.TRANSFER_FAILED,
             )
         log.info("stored s3://%s/%s (%d bytes, sha256 %s)", bucket, key, size, digest)
-        return StoredVideo(
-            bucket=bucket,
-            key=key,
-            s3_uri=f"s3://{bucket}/{key}",
-            size_bytes=size,
-            sha256=digest,
-            content_type=content_type,
-            etag=str(head.get("ETag", "")).strip('"'),
-        )
+        return StoredVideo.from_head(bucket, key, head, sha256=digest, content_type=content_type)
 
     def _tags(self, bucket: str, key: str) -> dict[str, str]:
         try:

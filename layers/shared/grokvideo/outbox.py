@@ -42,7 +42,6 @@ def event_for(job: Job) -> events.OutputEvent:
                 **common,
                 bucket=job.bucket or "",
                 key=job.key or "",
-                s3_uri=f"s3://{job.bucket}/{job.key}",
                 size_bytes=job.size_bytes or 0,
                 sha256=job.sha256 or "",
                 content_type=job.content_type or "video/mp4",
