@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from cfnlint.decode import decode
 from moto import mock_aws
 
 from grokvideo.backoff import PollSchedule
@@ -19,6 +21,7 @@ from grokvideo.sweep import Sweeper
 from local.fake_cometapi import FakeCometAPI
 from tests.moto_threads import serialize_moto_dynamodb
 
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 TABLE = "grokvideo-jobs"
 BUS = "grokvideo-bus"
 SOURCE = "grokvideo"
@@ -26,27 +29,21 @@ API_KEY = "test-key"
 
 
 def create_jobs_table(dynamodb: Any, name: str = TABLE) -> Any:
-    """The table as template.yaml declares it (key, sparse due index)."""
-    return dynamodb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "request_id", "AttributeType": "S"},
-            {"AttributeName": "due_shard", "AttributeType": "N"},
-            {"AttributeName": "next_poll_at", "AttributeType": "N"},
-        ],
-        KeySchema=[{"AttributeName": "request_id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "due",
-                "KeySchema": [
-                    {"AttributeName": "due_shard", "KeyType": "HASH"},
-                    {"AttributeName": "next_poll_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
+    """The jobs table exactly as template.yaml declares it (keys, sparse due index), read from it."""
+    template, errors = decode(str(TEMPLATE))
+    assert template is not None, errors
+    declared = template["Resources"]["JobsTable"]["Properties"]
+    schema = ("BillingMode", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")
+    return dynamodb.create_table(TableName=name, **{k: _plain(declared[k]) for k in schema})
+
+
+def _plain(value: Any) -> Any:
+    """cfn-lint's decoded nodes as plain dicts, lists and strings (boto3 validates types)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return str(value)
 
 
 @dataclass
