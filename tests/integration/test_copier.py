@@ -258,3 +258,16 @@ def test_message_with_a_hostile_request_id_fails_without_touching_anything(
     response = copier_handler.lambda_handler(sqs_event("../../etc/passwd"), FakeContext())
     assert len(response["batchItemFailures"]) == 1
     assert capture.drain() == []
+
+
+def test_a_succeeded_event_for_a_job_still_pending_copies_nothing_and_leaves_the_job_alone(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, publisher: EventPublisher, bucket: Any
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    store.register(rid, now=int(time.time()))  # the poller has not finished it: the event is forged
+    result = make_copier(store, publisher).copy(rid)
+    assert (result.state, result.uploaded, result.announced) == (JobState.PENDING, False, False)
+    assert video_gets(fake, rid) == 0 and capture.drain() == []
+    job = store.get(rid)
+    assert job is not None and job.state is JobState.PENDING and job.due_shard is not None  # still tracked
+    assert bucket.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
