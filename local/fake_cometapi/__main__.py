@@ -32,19 +32,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", choices=SHAPES, default="envelope")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API answer")
     parser.add_argument("--video-path", type=Path, default=DEFAULT_VIDEO_PATH)
+    parser.add_argument(
+        "--create-rate", type=float, default=None, help="creates allowed per second (past it: 429); default no limit"
+    )
+    parser.add_argument("--create-burst", type=int, default=1, help="creates allowed at once under --create-rate")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
 
-    fake = FakeCometAPI(
-        args.host,
-        args.port,
-        api_key=args.api_key,
-        ready_after=args.ready_after,
-        video_path=args.video_path,
-        auto_jobs=args.auto_jobs,
-        shape=args.shape,
-        verbose=args.verbose,
-    )
+    try:
+        fake = FakeCometAPI(
+            args.host,
+            args.port,
+            api_key=args.api_key,
+            ready_after=args.ready_after,
+            video_path=args.video_path,
+            auto_jobs=args.auto_jobs,
+            shape=args.shape,
+            verbose=args.verbose,
+            create_rate=args.create_rate,
+            create_burst=args.create_burst,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     fake.set_latency(args.latency)
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -72,6 +72,16 @@ class _Admin:
         if (method, path) == ("POST", "/_fake/api_key"):
             fake.set_api_key(payload.get("api_key"))
             return json_reply(200, {"revoked": fake.api_key is None})
+        if (method, path) == ("POST", "/_fake/create_rate"):
+            unknown = payload.keys() - {"per_second", "burst"}
+            if unknown:
+                raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+            fake.set_create_rate(payload.get("per_second"), payload.get("burst", 1))
+            rate = fake.create_rate
+            return json_reply(200, {"per_second": rate[0] if rate else None, "burst": rate[1] if rate else None})
+        if (method, path) == ("GET", "/_fake/creates"):
+            accepted = [list(item) for item in fake.create_log]
+            return json_reply(200, {"accepted": accepted, "rate_limited": fake.rate_limited_creates})
         if (method, path) == ("GET", "/_fake/requests"):
             return json_reply(200, {"requests": [list(item) for item in fake.requests]})
         if (method, path) == ("POST", "/_fake/reset"):

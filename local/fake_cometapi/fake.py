@@ -1,4 +1,4 @@
-"""The :class:`FakeCometAPI` facade: lifecycle, jobs, faults, latency, key and request log."""
+"""The :class:`FakeCometAPI` facade: lifecycle, jobs, faults, latency, key, create rate limit and logs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from .faults import FaultBook
 from .jobs import DEFAULT_MODEL, OUTCOMES, SHAPES, Job
+from .ratelimit import TokenBucket
 from .routes import _Routes
 from .server import _Server
 from .video import DEFAULT_VIDEO_PATH, VideoSource
@@ -39,9 +40,13 @@ class FakeCometAPI(_Routes):
         auto_jobs: bool = False,
         shape: str = "envelope",
         verbose: bool = False,
+        create_rate: float | None = None,
+        create_burst: int = 1,
     ) -> None:
         if shape not in SHAPES:
             raise ValueError(f"shape must be one of {SHAPES}, not {shape!r}")
+        self._initial_create_rate = (create_rate, create_burst)
+        self._create_bucket = _bucket(create_rate, create_burst)
         self.host = host
         self.port = port
         self.ready_after = float(ready_after)
@@ -56,6 +61,8 @@ class FakeCometAPI(_Routes):
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._requests: list[tuple[str, str]] = []
+        self._create_log: list[tuple[float, str, str]] = []
+        self._rate_limited_creates = 0
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -198,7 +205,8 @@ class FakeCometAPI(_Routes):
         """Queue a fault for the next ``count`` matching requests (negative: until cleared).
 
         ``fake.inject("503", count=2, body="html")``; ``fake.inject("disconnect", after=1000)``;
-        ``fake.inject("429", path="/grok/v1/videos/generations", retry_after=3)``. ``method="GET"``
+        ``fake.inject("429", path="/grok/v1/videos/generations", retry_after=3)``;
+        ``fake.inject("drop", after_create=True)`` (handled, then hung up on). ``method="GET"``
         narrows the match. See the package docstring for every fault and its parameters.
         """
         self.faults.add(fault, count=count, path=path, **params)
@@ -220,6 +228,36 @@ class FakeCometAPI(_Routes):
         """The key API calls must present right now."""
         return self._api_key
 
+    # create rate limit and create log
+
+    def set_create_rate(self, per_second: float | None, burst: int = 1) -> None:
+        """Allow ``burst`` creates at once, refilled at ``per_second``; None: no limit. Starts full.
+
+        Shared by both create routes; a create past it answers 429 with ``Retry-After`` and makes no job.
+        """
+        self._create_bucket = _bucket(per_second, burst)
+
+    @property
+    def create_rate(self) -> tuple[float, int] | None:
+        """``(per_second, burst)`` of the create rate limit, or None when there is none."""
+        bucket = self._create_bucket
+        return None if bucket is None else (bucket.per_second, bucket.burst)
+
+    @property
+    def create_log(self) -> list[tuple[float, str, str]]:
+        """``(wall_time_accepted, route, request_id)`` of every create that made a job, in order.
+
+        ``route`` is ``"generations"`` or ``"edits"``. Creates answered by an ``after_create`` fault count.
+        """
+        with self._lock:
+            return list(self._create_log)
+
+    @property
+    def rate_limited_creates(self) -> int:
+        """Creates refused with 429 by the create rate limit (injected ``429`` faults not counted)."""
+        with self._lock:
+            return self._rate_limited_creates
+
     # request log
 
     @property
@@ -238,13 +276,16 @@ class FakeCometAPI(_Routes):
             self._requests.clear()
 
     def reset(self) -> None:
-        """Forget jobs, faults and requests; restore latency 0 and the initial API key."""
+        """Forget jobs, faults, requests and creates; restore latency 0, the initial key and create rate."""
         with self._lock:
             self._jobs.clear()
             self._requests.clear()
+            self._create_log.clear()
+            self._rate_limited_creates = 0
         self.faults.clear()
         self._latency = 0.0
         self._api_key = self._initial_api_key
+        self.set_create_rate(*self._initial_create_rate)
 
     # request handling (called from handler threads)
 
@@ -259,3 +300,8 @@ class FakeCometAPI(_Routes):
         with self._lock:
             job = self._jobs.get(request_id)
         return job.video_size if job else None
+
+
+def _bucket(per_second: float | None, burst: int) -> TokenBucket | None:
+    """The create rate limit's bucket; None without a rate."""
+    return None if per_second is None else TokenBucket(per_second, burst)

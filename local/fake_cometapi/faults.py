@@ -6,13 +6,14 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from .replies import _REASONS, Reply, comet_error, html_reply, json_reply
+from .replies import _REASONS, Reply, comet_error, html_reply, json_reply, rate_limited
 from .urls import ADMIN_PREFIX, API_PREFIX, VIDEO_PREFIX
 
 API_FAULTS = frozenset(
     {"latency", "timeout", "429", "400", "422", "500", "502", "503", "504", "524"}
-    | {"malformed", "empty_202", "401", "403"}
+    | {"malformed", "empty_202", "401", "403", "drop"}
 )
+AFTER_CREATE_FAULTS = frozenset({"500", "502", "503", "504", "524", "drop"})  # the ones taking after_create=True
 VIDEO_FAULTS = frozenset({"wrong_length", "content_type", "html_body", "slow_body", "disconnect", "redirect", "status"})
 FAULTS = API_FAULTS | VIDEO_FAULTS
 
@@ -26,6 +27,11 @@ class Fault:
     path: str
     method: str | None
     params: dict[str, Any]
+
+    @property
+    def after_create(self) -> bool:
+        """True if the request is handled (a create makes its job) before this fault answers."""
+        return bool(self.params.get("after_create"))
 
     def matches(self, method: str, path: str) -> bool:
         """True if this fault applies to a ``method`` request for ``path``."""
@@ -61,6 +67,11 @@ class FaultBook:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(sorted(FAULTS))}")
         if count == 0:
             raise ValueError("count must be >= 1, or negative for 'until cleared'")
+        if "after_create" in params:
+            if not isinstance(params["after_create"], bool):
+                raise ValueError("after_create must be true or false")
+            if params["after_create"] and fault not in AFTER_CREATE_FAULTS:
+                raise ValueError(f"after_create applies to {', '.join(sorted(AFTER_CREATE_FAULTS))}, not {fault!r}")
         if path is None:
             path = API_PREFIX if fault in API_FAULTS else VIDEO_PREFIX
         if not path.startswith("/") or path.startswith(ADMIN_PREFIX):
@@ -93,12 +104,10 @@ class FaultBook:
 
 
 def fault_reply(fault: Fault, path: str) -> Reply | None:
-    """The answer that replaces the normal one, or None for faults that alter it instead."""
+    """The answer that replaces the normal one, or None for faults that alter it instead (and ``drop``)."""
     name, params = fault.name, fault.params
     if name == "429":
-        retry_after = params.get("retry_after", 1)
-        headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
-        return comet_error(429, "rate_limit_exceeded", "rate limit exceeded, please retry later", headers=headers)
+        return rate_limited(params.get("retry_after", 1))
     if name == "400":
         code = params.get("code", "task_not_exist")
         return json_reply(400, {"code": code, "message": params.get("message", code), "data": None})

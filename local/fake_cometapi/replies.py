@@ -79,3 +79,9 @@ def comet_error(status: int, code: str, message: str, **kwargs: Any) -> Reply:
         }
     }
     return json_reply(status, body, **kwargs)
+
+
+def rate_limited(retry_after: int | str | None) -> Reply:
+    """HTTP 429 ``rate_limit_exceeded`` in the global error envelope; ``Retry-After`` unless None."""
+    headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+    return comet_error(429, "rate_limit_exceeded", "rate limit exceeded, please retry later", headers=headers)

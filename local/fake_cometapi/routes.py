@@ -18,7 +18,8 @@ from .jobs import (
     render_poll,
     task_not_exist,
 )
-from .replies import Reply, comet_error, html_reply, json_reply
+from .ratelimit import retry_after_seconds
+from .replies import Reply, comet_error, html_reply, json_reply, rate_limited
 from .server import Headers
 from .urls import ADMIN_PREFIX, API_PREFIX, AUTO_ID_RE, CREATE_ROUTES, POLL_RE, VIDEO_PREFIX, VIDEO_RE
 
@@ -26,7 +27,8 @@ from .urls import ADMIN_PREFIX, API_PREFIX, AUTO_ID_RE, CREATE_ROUTES, POLL_RE, 
 class _Routes:
     """Request handling of :class:`~local.fake_cometapi.fake.FakeCometAPI` (called from handler threads).
 
-    A mixin: the state these methods use (jobs, lock, key, latency, faults, video) lives in the fake.
+    A mixin: the state these methods use (jobs, lock, key, latency, faults, video, create rate limit and
+    create log) lives in the fake.
     """
 
     def _handle(self, method: str, path: str, headers: Headers, body: bytes) -> Reply | None:
@@ -43,7 +45,9 @@ class _Routes:
             if not self._sleep(float(fault.params.get("seconds", default))):
                 return None
             fault = None
-        if fault is not None:
+        if fault is not None and not fault.after_create:
+            if fault.name == "drop":
+                return None
             replaced = fault_reply(fault, path)
             if replaced is not None:
                 return replaced
@@ -53,6 +57,8 @@ class _Routes:
             reply = self._serve_video(method, path)
         else:
             reply = html_reply(404, "404 Not Found")
+        if fault is not None and fault.after_create:
+            return None if fault.name == "drop" else fault_reply(fault, path)
         if fault is not None:
             alter_reply(fault, reply)
         return reply
@@ -105,6 +111,11 @@ class _Routes:
             if not isinstance(video, dict) or not isinstance(video.get("url"), str) or not video["url"]:
                 return comet_error(400, "invalid_request", "video.url is required")
             duration = None
+        wait = self._take_create_token()
+        if wait:
+            with self._lock:
+                self._rate_limited_creates += 1
+            return rate_limited(retry_after_seconds(wait))
         ready = _PROMPT_READY_RE.search(prompt)
         size = _PROMPT_SIZE_RE.search(prompt)
         job = self._new_job(
@@ -118,7 +129,13 @@ class _Routes:
         )
         with self._lock:
             self._jobs[job.request_id] = job
+            self._create_log.append((job.created_wall, route, job.request_id))
         return json_reply(200, {"request_id": job.request_id})
+
+    def _take_create_token(self) -> float:
+        """0.0 if a create may go ahead (a token taken, or no limit), else seconds until it may."""
+        bucket = self._create_bucket
+        return 0.0 if bucket is None else bucket.take()
 
     def _poll(self, request_id: str) -> Reply:
         with self._lock:

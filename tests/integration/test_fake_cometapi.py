@@ -62,6 +62,12 @@ def poll(http, fake, request_id: str, **kwargs):
     return call(http, fake, "GET", f"/grok/v1/videos/{request_id}", **kwargs)
 
 
+def create(http, fake, path: str = GEN, **kwargs):
+    """A valid create on ``path`` (generations or edits)."""
+    body = {"prompt": "a cat"} if path == GEN else {"prompt": "make it blue", "video": {"url": "https://x/v.mp4"}}
+    return call(http, fake, "POST", path, body, **kwargs)
+
+
 def key_tree(value: Any) -> Any:
     """The keys at every level, with the JSON type of each leaf."""
     if isinstance(value, dict):
@@ -326,6 +332,107 @@ def test_prompt_markers_set_ready_after_and_video_size(http, fake):
     assert (job.ready_after, job.video_size) == (42.5, 123456)
 
 
+# --- create rate limit and create log ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("per_second", "retry_after"), [(0.5, "2"), (0.25, "4"), (10, "1")])
+def test_create_past_the_rate_answers_429_with_retry_after_and_makes_no_job(http, per_second, retry_after):
+    with FakeCometAPI(ready_after=0, create_rate=per_second) as fake:
+        assert create(http, fake).status == 200
+        for path in (GEN, EDITS):  # one bucket for both routes
+            refused = create(http, fake, path)
+            assert refused.status == 429
+            assert refused.headers["Retry-After"] == retry_after
+            assert set(refused.json()) == {"error"}
+            error = refused.json()["error"]
+            assert (error["type"], error["param"], error["code"]) == ("comet_api_error", "", "rate_limit_exceeded")
+        assert len(fake.jobs()) == 1 and len(fake.create_log) == 1
+        assert fake.rate_limited_creates == 2
+
+
+def test_create_tokens_refill(http, fake):
+    fake.set_create_rate(10)
+    assert [create(http, fake).status for _ in range(2)] == [200, 429]
+    time.sleep(0.11)
+    assert [create(http, fake, EDITS).status for _ in range(2)] == [200, 429]
+    assert fake.create_rate == (10.0, 1)
+
+
+def test_create_burst_is_the_bucket_size(http, fake):
+    fake.set_create_rate(10, burst=3)
+    assert [create(http, fake).status for _ in range(4)] == [200, 200, 200, 429]
+    time.sleep(0.35)  # 3.5 tokens' worth of time: the bucket holds 3
+    assert [create(http, fake).status for _ in range(4)] == [200, 200, 200, 429]
+    assert (len(fake.create_log), fake.rate_limited_creates) == (6, 2)
+
+
+def test_concurrent_creates_take_exactly_the_burst(fake):
+    fake.set_create_rate(1, burst=5)
+    pool = urllib3.PoolManager(maxsize=20, retries=False, timeout=10)
+    statuses: list[int] = []
+    barrier = threading.Barrier(20)
+
+    def worker():
+        barrier.wait()
+        statuses.append(create(pool, fake).status)
+
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] * 5 + [429] * 15
+    assert (len(fake.create_log), fake.rate_limited_creates, len(fake.jobs())) == (5, 15, 5)
+
+
+def test_create_rate_limit_spares_polls(http, fake):
+    request_id = fake.add_job()
+    fake.set_create_rate(0.5)
+    assert create(http, fake).status == 200
+    assert create(http, fake).status == 429
+    assert [poll(http, fake, request_id).status for _ in range(20)] == [200] * 20
+    assert poll(http, fake, "unknown").status == 400
+
+
+def test_refused_creates_take_no_token(http, fake):
+    fake.set_create_rate(0.5)
+    assert call(http, fake, "POST", GEN, {}).status == 400
+    assert call(http, fake, "POST", GEN, {"prompt": "x", "size": "1280x720"}).status == 422
+    assert call(http, fake, "POST", EDITS, {"prompt": "x"}).status == 400
+    assert create(http, fake, headers={"Authorization": "Bearer wrong"}).status == 401
+    fake.inject("429", path=GEN)
+    assert create(http, fake).status == 429  # injected: no token taken, not counted
+    assert fake.rate_limited_creates == 0
+    assert [create(http, fake).status for _ in range(2)] == [200, 429]
+    assert fake.rate_limited_creates == 1
+
+
+def test_create_log_and_reset(http):
+    with FakeCometAPI(ready_after=0, create_rate=0.5) as fake:
+        before = time.time()
+        first = create(http, fake).json()["request_id"]
+        after = time.time()
+        assert create(http, fake, EDITS).status == 429
+        fake.set_create_rate(None)
+        assert fake.create_rate is None
+        second = create(http, fake, EDITS).json()["request_id"]
+        log = fake.create_log
+        assert [(route, rid) for _, route, rid in log] == [("generations", first), ("edits", second)]
+        assert before <= log[0][0] <= after <= log[1][0] <= time.time()
+        assert fake.rate_limited_creates == 1
+        fake.reset()
+        assert (fake.create_log, fake.rate_limited_creates, fake.create_rate) == ([], 0, (0.5, 1))
+        assert [create(http, fake).status for _ in range(2)] == [200, 429]  # the constructor's limit, full
+
+
+def test_set_create_rate_rejects_bad_values(fake):
+    for per_second, burst in ((0, 1), (-1, 1), (float("inf"), 1), (1, 0), (1, 1.5)):
+        with pytest.raises(ValueError):
+            fake.set_create_rate(per_second, burst)
+    with pytest.raises(ValueError):
+        FakeCometAPI(create_rate=0)
+
+
 # --- auth ---------------------------------------------------------------------------------------
 
 
@@ -528,6 +635,80 @@ def test_faults_count_path_and_method_scope(http, fake):
     assert http.request("GET", fake.video_url(request_id)).status == 200  # API faults spare videos
     fake.inject("status", code=410)
     assert poll(http, fake, request_id).status == 503  # ... and video faults spare the API
+
+
+@pytest.mark.parametrize(
+    ("fault", "body"), [("500", "json"), ("502", "html"), ("503", "json"), ("504", "html"), ("524", "json")]
+)
+def test_5xx_after_create_leaves_a_pollable_logged_job(http, fake, fault, body):
+    fake.inject(fault, path=GEN, body=body)
+    assert create(http, fake).status == int(fault)
+    assert fake.jobs() == [] and fake.create_log == []  # without after_create: nothing made
+    fake.inject(fault, path=GEN, body=body, after_create=True)
+    answer = create(http, fake)
+    assert answer.status == int(fault) and b"request_id" not in answer.data
+    assert _is_json(answer) is (body == "json")
+    [(_, route, request_id)] = fake.create_log
+    assert route == "generations" and [job["request_id"] for job in fake.jobs()] == [request_id]
+    assert poll(http, fake, request_id).json()["data"]["status"] == "SUCCESS"
+    assert create(http, fake).status == 200  # consumed
+
+
+@pytest.mark.parametrize("after_create", [False, True])
+def test_drop_closes_the_connection_without_an_answer(http, fake, after_create):
+    fake.inject("drop", path=EDITS, after_create=after_create)
+    with pytest.raises(ProtocolError):
+        create(http, fake, EDITS)
+    log = fake.create_log
+    assert len(log) == len(fake.jobs()) == (1 if after_create else 0)
+    if after_create:
+        assert log[0][1] == "edits" and poll(http, fake, log[0][2]).status == 200
+    assert create(http, fake, EDITS).status == 200  # consumed
+    fake.inject("drop")  # any API call, polls too
+    with pytest.raises(ProtocolError):
+        poll(http, fake, fake.add_job())
+
+
+def test_timeout_fault_on_create_still_makes_the_job(http, fake):
+    fake.inject("timeout", path=GEN, seconds=0.4)
+    started = time.time()
+    with pytest.raises(ReadTimeoutError):
+        create(http, fake, timeout=urllib3.Timeout(connect=2, read=0.1))
+    assert fake.create_log == []  # still sleeping
+    deadline = time.monotonic() + 2
+    while not fake.create_log and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [(accepted, _, request_id)] = fake.create_log
+    assert accepted >= started + 0.4
+    assert poll(http, fake, request_id).status == 200
+
+
+def test_latency_delays_creates(http, fake):
+    fake.inject("latency", path=GEN, seconds=0.3)
+    started = time.monotonic()
+    assert create(http, fake).status == 200
+    assert time.monotonic() - started >= 0.3
+    fake.set_latency(0.2)
+    started = time.monotonic()
+    assert create(http, fake, EDITS).status == 200
+    assert time.monotonic() - started >= 0.2
+    fake.set_latency(0)
+    started = time.monotonic()
+    assert create(http, fake).status == 200
+    assert time.monotonic() - started < 0.15
+    assert len(fake.create_log) == 3
+
+
+def test_after_create_only_on_5xx_and_drop(fake):
+    for fault in ("429", "400", "latency", "timeout", "malformed", "status"):
+        with pytest.raises(ValueError, match="after_create"):
+            fake.inject(fault, after_create=True)
+    with pytest.raises(ValueError, match="after_create"):
+        fake.inject("503", after_create="yes")
+    fake.inject("429", after_create=False)
+    fake.inject("drop", after_create=True)
+    assert [f["fault"] for f in fake.faults.pending()] == ["429", "drop"]
+    assert fake.faults.pending()[1]["after_create"] is True
 
 
 def test_inject_rejects_unknown_faults_and_bad_paths(fake):
@@ -733,6 +914,33 @@ def test_admin_routes_in_process(http, fake):
     exercise_admin(http, fake.base_url, KEY)
 
 
+def test_admin_create_rate_and_creates(http, fake):
+    base = fake.base_url
+    set_rate = admin(http, base, "POST", "/_fake/create_rate", {"per_second": 20, "burst": 2})
+    assert (set_rate.status, set_rate.json()) == (200, {"per_second": 20.0, "burst": 2})
+    assert fake.create_rate == (20.0, 2)
+    statuses = [create(http, fake, path).status for path in (GEN, EDITS, GEN)]
+    assert statuses == [200, 200, 429]
+    creates = admin(http, base, "GET", "/_fake/creates").json()
+    assert creates["rate_limited"] == 1
+    assert [[route, rid] for _, route, rid in creates["accepted"]] == [[r, rid] for _, r, rid in fake.create_log]
+    assert [route for _, route, _ in creates["accepted"]] == ["generations", "edits"]
+    assert all(isinstance(t, float) for t, _, _ in creates["accepted"])
+    off = admin(http, base, "POST", "/_fake/create_rate", {"per_second": None})
+    assert off.json() == {"per_second": None, "burst": None} and fake.create_rate is None
+    assert [create(http, fake).status for _ in range(5)] == [200] * 5
+    for bad in ({"per_second": 0}, {"per_second": 1, "burst": 0}, {"per_second": "fast"}, {"rate": 1}):
+        assert admin(http, base, "POST", "/_fake/create_rate", bad).status == 400
+    assert fake.create_rate is None
+    faults = admin(http, base, "POST", "/_fake/faults", {"fault": "drop", "path": GEN, "after_create": True})
+    assert faults.json()["faults"] == [
+        {"fault": "drop", "remaining": 1, "path": GEN, "method": None, "after_create": True}
+    ]
+    assert admin(http, base, "POST", "/_fake/faults", {"fault": "429", "after_create": True}).status == 400
+    admin(http, base, "POST", "/_fake/reset")
+    assert admin(http, base, "GET", "/_fake/creates").json() == {"accepted": [], "rate_limited": 0}
+
+
 def _start_cli(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "local.fake_cometapi", "--port", "0", *args],
@@ -778,9 +986,7 @@ def test_cli_serves_until_signalled(http, signum):
 
 
 def test_cli_flags_shape_key_and_verbose(http):
-    proc, base_url = _start_cli(
-        "--shape", "bare", "--api-key", "k2", "--ready-after", "60", "--auto-jobs", "--verbose"
-    )
+    proc, base_url = _start_cli("--shape", "bare", "--api-key", "k2", "--ready-after", "60", "--auto-jobs", "--verbose")
     try:
         answer = http.request("GET", f"{base_url}/grok/v1/videos/abc", headers={"Authorization": "Bearer k2"})
         assert answer.status == 202 and answer.json()["status"] == "pending"
@@ -790,5 +996,22 @@ def test_cli_flags_shape_key_and_verbose(http):
         proc.wait(timeout=5)
     log = proc.stderr.read()
     assert "/grok/v1/videos/abc" in log and "k2" not in log
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def test_cli_create_rate_and_burst(http):
+    proc, base_url = _start_cli("--create-rate", "0.5", "--create-burst", "2")
+    try:
+        url, body = f"{base_url}{GEN}", json.dumps({"prompt": "a cat"}).encode()
+        answers = [http.request("POST", url, body=body, headers=AUTH) for _ in range(3)]
+        assert [a.status for a in answers] == [200, 200, 429]
+        assert answers[2].headers["Retry-After"] == "2"
+        creates = admin(http, base_url, "GET", "/_fake/creates").json()
+        assert (len(creates["accepted"]), creates["rate_limited"]) == (2, 1)
+    finally:
+        http.clear()
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
     proc.stdout.close()
     proc.stderr.close()
