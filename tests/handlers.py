@@ -19,7 +19,14 @@ def load_handler(function: str) -> ModuleType:
     """Import ``functions/<function>/app.py`` under a unique module name (each folder has an app.py)."""
     from grokvideo import runtime
 
-    for factory in (runtime.settings, runtime.job_store, runtime.publisher, runtime.cometapi):
+    for factory in (
+        runtime.settings,
+        runtime.job_store,
+        runtime.publisher,
+        runtime.cometapi,
+        runtime.submitter,
+        runtime.submit_requeue,
+    ):
         factory.cache_clear()  # each test brings its own environment
     _fresh_log_handlers()
     name = f"handler_{function}"

@@ -101,7 +101,13 @@ def sample_output_events() -> dict[ev.DetailType, ev.OutputEvent]:
     }
     return {
         ev.DetailType.SUBMITTED: ev.generation_submitted(
-            **common, model="grok-imagine-video", submitted_at=1773297002
+            **common,
+            idempotency_key="order-7/v1",
+            model="grok-imagine-video",
+            duration=6,
+            resolution="720p",
+            aspect_ratio="16:9",
+            submitted_at=1773297002,
         ),
         ev.DetailType.REJECTED: ev.request_rejected(
             reason="INVALID_REQUEST", errors=["request_id: is required"], client_ref="order-7"
@@ -128,6 +134,7 @@ def sample_output_events() -> dict[ev.DetailType, ev.OutputEvent]:
             content_type="video/mp4",
             duration=1,
             model="grok-imagine-video",
+            manifest_key=f"videos/{SAMPLE_REQUEST_ID}.json",
         ),
         ev.DetailType.ARCHIVE_FAILED: ev.archive_failed(
             **common, reason=ArchiveFailureReason.URL_EXPIRED, message="video host answered 410"

@@ -14,7 +14,7 @@ import pytest
 from grokvideo.archive import VideoArchiver
 from grokvideo.copier import Copier
 from grokvideo.errors import EventPublishError
-from grokvideo.events import EventPublisher, OutputEvent
+from grokvideo.events import EventPublisher, OutputEvent, iso_utc
 from grokvideo.jobs import JobStore
 from grokvideo.models import JobState
 from grokvideo.urlguard import UrlGuard
@@ -112,6 +112,35 @@ def test_finished_job_is_stored_with_its_digest_and_announced_once(
     assert (detail["sha256"], detail["size_bytes"]) == (fake.video_sha256(rid), fake.video_length(rid))
     assert (detail["content_type"], detail["duration"], detail["model"]) == ("video/mp4", 1, "grok-imagine-video")
     assert (detail["client_ref"], detail["metadata"]) == ("ref-1", {"team": "video"})
+    assert detail["manifest_key"] == f"videos/{rid}.json"
+
+
+def test_a_manifest_beside_the_video_holds_what_is_known_of_a_tracked_job(
+    copier_handler: Any, store: JobStore, fake: FakeCometAPI, bucket: Any
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+
+    copier_handler.lambda_handler(sqs_event(rid), FakeContext(timeout_seconds=300))
+
+    stored = store.get(rid)
+    assert stored is not None and stored.manifest_key == f"videos/{rid}.json"
+    obj = bucket.get_object(Bucket=BUCKET, Key=f"videos/{rid}.json")
+    assert obj["ContentType"] == "application/json"
+    manifest = json.loads(obj["Body"].read())
+    assert manifest["request_id"] == rid and manifest["origin"] == "tracked" and manifest["request"] is None
+    assert (manifest["client_ref"], manifest["metadata"]) == ("ref-1", {"team": "video"})
+    assert (manifest["model"], manifest["duration"], manifest["cost_usd"]) == ("grok-imagine-video", 1, 0.05)
+    assert manifest["video"] == {
+        "bucket": BUCKET,
+        "key": f"videos/{rid}.mp4",
+        "s3_uri": f"s3://{BUCKET}/videos/{rid}.mp4",
+        "size_bytes": fake.video_length(rid),
+        "sha256": fake.video_sha256(rid),
+        "content_type": "video/mp4",
+    }
+    assert manifest["stored_at"] == iso_utc(stored.stored_at) is not None and "completed_at" in manifest
+    assert "video_url" not in json.dumps(manifest)  # the temporary URL is not provenance
 
 
 def test_duplicate_delivery_neither_uploads_nor_announces_again(
@@ -125,7 +154,7 @@ def test_duplicate_delivery_neither_uploads_nor_announces_again(
     assert again == {"batchItemFailures": []}
     assert video_gets(fake, rid) == 1
     assert capture.drain() == []
-    assert bucket.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 1
+    assert bucket.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 2  # the video and its manifest
 
 
 def make_copier(store: JobStore, publisher: Any, *, allow_private: bool = True) -> Copier:

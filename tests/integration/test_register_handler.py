@@ -78,6 +78,25 @@ def test_invalid_request_id_is_rejected_and_never_reaches_the_table(
     assert detail.get("request_id") is None
 
 
+def test_a_rejection_echoes_a_well_formed_request_id_when_another_field_is_bad(
+    register: Any, store: JobStore, capture: EventCapture, table: Any
+) -> None:
+    event = sample("track-requested.json", request_id="4b2cd27e-ok", client_ref="bad\u0007ref", metadata={"a": 1})
+    result = register.lambda_handler(event, FakeContext())
+    assert result["errors"] and table.scan()["Count"] == 0
+    [rejection] = capture.drain()
+    assert_valid_event("Video Request Rejected", rejection["detail"])
+    assert rejection["detail"]["request_id"] == "4b2cd27e-ok"
+    assert rejection["detail"]["client_ref"] is None and rejection["detail"]["metadata"] == {"a": 1}
+
+
+def test_a_task_token_is_kept_on_the_job(register: Any, store: JobStore) -> None:
+    event = sample("track-requested.json", request_id="with-token-1", task_token="AQCEAAAAKgAAAAMAAAAA" * 20)
+    assert register.lambda_handler(event, FakeContext())["created"] is True
+    job = store.get("with-token-1")
+    assert job is not None and job.task_token == "AQCEAAAAKgAAAAMAAAAA" * 20
+
+
 def test_the_invalid_sample_event_is_rejected(register: Any, capture: EventCapture) -> None:
     result = register.lambda_handler(json.loads((EVENTS / "track-requested-invalid.json").read_text()), FakeContext())
     assert result["errors"]

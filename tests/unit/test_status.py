@@ -1,4 +1,4 @@
-"""grokvideo.status: every response shape of COMETAPI.md -> one PollStatus or one CometApiError."""
+"""grokvideo.status: every response shape in docs/PROVIDER.md -> one PollStatus or one CometApiError."""
 
 from __future__ import annotations
 

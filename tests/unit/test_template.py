@@ -5,6 +5,8 @@ the real account relies on cannot silently drop out of the template.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -16,8 +18,11 @@ import pytest
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode
 
+from tests.schema_check import assert_valid_entry
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
+EVENTS = ROOT / "events"
 
 CONTRACT_PARAMETERS = {
     "CometApiBaseUrl": "https://api.cometapi.com",
@@ -33,6 +38,8 @@ CONTRACT_PARAMETERS = {
     "VideoPrefix": "videos/",
     "LogRetentionDays": 30,
     "EnableSchemaRegistry": "false",
+    "SubmitRatePerSecond": 1,
+    "InputBucketNames": "",
 }
 CONTRACT_OUTPUTS = {
     "EventBusName",
@@ -45,8 +52,17 @@ CONTRACT_OUTPUTS = {
     "RegisterFunctionName",
     "CopierFunctionName",
     "PollerScheduleDeadLetterQueueUrl",
+    "SubmitQueueUrl",
+    "SubmitDeadLetterQueueUrl",
+    "SubmitFunctionName",
 }
-FUNCTIONS = {"PollerFunction": "poller", "RegisterFunction": "register", "CopierFunction": "copier"}
+FUNCTIONS = {
+    "PollerFunction": "poller",
+    "RegisterFunction": "register",
+    "CopierFunction": "copier",
+    "SubmitFunction": "submit",
+}
+NO_VALUE = {"Ref": "AWS::NoValue"}
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +90,35 @@ def as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
+def statements(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """A policy document's statements, a conditional one (``Fn::If [cond, st, AWS::NoValue]``)
+    counted by each branch that is a statement, so no check can skip it."""
+    out: list[dict[str, Any]] = []
+    for st in as_list(doc.get("Statement", [])):
+        if isinstance(st, dict) and set(st) == {"Fn::If"}:
+            out += [branch for branch in st["Fn::If"][1:] if branch != NO_VALUE]
+        else:
+            out.append(st)
+    return out
+
+
+def conditional_statements(res: dict[str, Any], name: str) -> dict[str, list[Any]]:
+    """A function's ``Fn::If`` statements by condition: {condition: [if-true, if-false]}."""
+    out: dict[str, list[Any]] = {}
+    for policy in props(res, name).get("Policies", []):
+        if isinstance(policy, dict):
+            for st in as_list(policy.get("Statement", [])):
+                if isinstance(st, dict) and set(st) == {"Fn::If"}:
+                    cond, if_true, if_false = st["Fn::If"]
+                    out[cond] = [if_true, if_false]
+    return out
+
+
 def function_statements(res: dict[str, Any], name: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for policy in props(res, name).get("Policies", []):
         if isinstance(policy, dict) and "Statement" in policy:
-            out += as_list(policy["Statement"])
+            out += statements(policy)
     return out
 
 
@@ -96,10 +136,114 @@ def all_allow_statements(res: dict[str, Any]) -> list[tuple[str, dict[str, Any]]
         if r["Type"] in ("AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy"):
             docs.append(p.get("PolicyDocument", {}))
         for doc in docs:
-            for st in as_list(doc.get("Statement", [])):
+            for st in statements(doc):
                 if st.get("Effect") == "Allow":
                     found.append((name, st))
     return found
+
+
+class Intrinsics:
+    """Resolves the few intrinsics the template's policies use, for given parameter values, so a
+    test can read the ARNs CloudFormation would produce. A resource's Ref or attribute resolves to
+    a placeholder: ``<VideoBucket>``, ``<JobsTable.Arn>``.
+
+    >>> Intrinsics(tpl, {"InputBucketNames": "a,b"})({"Fn::Split": [",", {"Ref": "InputBucketNames"}]})
+    ['a', 'b']
+    """
+
+    _SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
+
+    def __init__(self, tpl: dict[str, Any], parameters: dict[str, str] | None = None, *, partition: str = "aws"):
+        self.params = {k: str(v.get("Default", "")) for k, v in tpl["Parameters"].items()}
+        self.params.update(parameters or {})
+        self.pseudo = {
+            "AWS::Partition": partition,
+            "AWS::Region": "us-east-1",
+            "AWS::AccountId": "123456789012",
+            "AWS::StackName": "grokvideo",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        self.conditions = tpl.get("Conditions", {})
+
+    def condition(self, name: str) -> bool:
+        return bool(self(self.conditions[name]))
+
+    def ref(self, name: str) -> str:
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.params:
+            return self.params[name]
+        return f"<{name}>"
+
+    def __call__(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [v for v in (self(n) for n in node) if v is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) != 1 or not next(iter(node)).startswith(("Fn::", "Ref", "Condition")):
+            return {k: v for k, v in ((k, self(v)) for k, v in node.items()) if v is not NO_VALUE}
+        ((fn, arg),) = node.items()
+        if fn == "Ref":
+            return NO_VALUE if arg == "AWS::NoValue" else self.ref(arg)
+        if fn == "Fn::GetAtt":
+            return f"<{'.'.join(as_list(arg))}>"
+        if fn == "Fn::Sub":
+            template, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self(arg[1]))
+
+            def value(m: re.Match[str]) -> str:
+                name = m[1]
+                if name in variables:
+                    return str(variables[name])
+                return f"<{name}>" if "." in name else self.ref(name)  # ${Res.Attr}: a placeholder
+
+            return self._SUB_VAR.sub(value, template)
+        if fn == "Fn::Join":
+            delimiter, items = arg
+            assert isinstance(delimiter, str), "Fn::Join takes a literal delimiter only"
+            return delimiter.join(self(items))
+        if fn == "Fn::Split":
+            delimiter, value = arg
+            assert isinstance(delimiter, str), "Fn::Split takes a literal delimiter only"
+            return self(value).split(delimiter)
+        if fn == "Fn::If":
+            cond, if_true, if_false = arg
+            return self(if_true if self.condition(cond) else if_false)
+        if fn == "Fn::Equals":
+            left, right = self(arg)
+            return str(left) == str(right)
+        if fn == "Fn::Not":
+            return not self(arg[0])
+        if fn == "Condition":
+            return self.condition(arg)
+        raise AssertionError(f"Intrinsics does not know {fn}")
+
+
+def pattern_matches(pattern: dict[str, Any], event: dict[str, Any], *, our_source: str = "grokvideo") -> bool:
+    """EventBridge matching for what the template's rules use: lists of values, anything-but."""
+    resolved = Intrinsics({"Parameters": {"EventSource": {"Default": our_source}}})(pattern)
+    for key, allowed in resolved.items():
+        value = event.get(key)
+        ok = False
+        for entry in allowed:
+            if isinstance(entry, dict):
+                ((op, values),) = entry.items()
+                assert op == "anything-but", op
+                ok |= value is not None and value not in as_list(values)
+            else:
+                ok |= value == entry
+        if not ok:
+            return False
+    return True
+
+
+def rule_patterns(res: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every rule on the bus: AWS::Events::Rule resources and functions' EventBridgeRule events."""
+    out = {name: r["Properties"]["EventPattern"] for name, r in of_type(res, "AWS::Events::Rule").items()}
+    for fn in of_type(res, "AWS::Serverless::Function"):
+        for ev_name, ev in props(res, fn).get("Events", {}).items():
+            if ev["Type"] == "EventBridgeRule":
+                out[f"{fn}{ev_name}"] = ev["Properties"]["Pattern"]
+    return out
 
 
 # --------------------------------------------------------------------------- linters
@@ -164,6 +308,30 @@ def test_contract_parameters_and_defaults(tpl: dict[str, Any]) -> None:
     assert set(params["EnableSchemaRegistry"]["AllowedValues"]) == {"true", "false"}
 
 
+def test_submit_parameters(tpl: dict[str, Any]) -> None:
+    rate = tpl["Parameters"]["SubmitRatePerSecond"]
+    assert rate["Type"] == "Number"
+    assert (rate["Default"], rate["MinValue"], rate["MaxValue"]) == (1, 0.01, 100)
+    buckets = tpl["Parameters"]["InputBucketNames"]
+    assert buckets["Type"] == "String"
+    assert buckets["Default"] == ""
+    pattern = re.compile(buckets["AllowedPattern"])
+    for ok in ("", "my-input-bucket", "bucket-a,bucket-b", "my.bucket.example,abc,x-1"):
+        assert pattern.fullmatch(ok), ok
+    # A space or an empty name would become a bucket ARN that matches nothing (or too much).
+    for bad in ("bucket-a, bucket-b", "bucket-a,", ",bucket-a", "Bucket", "ab", "bucket/key", "*", "a*b,cde"):
+        assert not pattern.fullmatch(bad), bad
+    assert tpl["Conditions"]["HasInputBuckets"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "InputBucketNames"}, ""]}]}
+
+
+def test_every_parameter_sits_in_one_parameter_group(tpl: dict[str, Any]) -> None:
+    groups = tpl["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    grouped = [name for g in groups for name in g["Parameters"]]
+    assert sorted(grouped) == sorted(tpl["Parameters"])
+    (submit,) = [g for g in groups if g["Label"]["default"] == "Submit"]
+    assert list(submit["Parameters"]) == ["SubmitRatePerSecond", "InputBucketNames"]
+
+
 def test_contract_outputs(tpl: dict[str, Any]) -> None:
     assert CONTRACT_OUTPUTS <= set(tpl["Outputs"])
 
@@ -209,6 +377,20 @@ def test_environment_names_are_ones_the_package_reads(res: dict[str, Any], tpl: 
         "MAX_VIDEO_BYTES",
     } <= per_fn["CopierFunction"]
     assert {"TABLE_NAME", "EVENT_BUS_NAME", "EVENT_SOURCE"} <= per_fn["RegisterFunction"]
+    assert {
+        "TABLE_NAME",
+        "EVENT_BUS_NAME",
+        "EVENT_SOURCE",
+        "COMETAPI_BASE_URL",
+        "COMETAPI_KEY_SECRET_ARN",
+        "POLL_INTERVAL_SECONDS",
+        "MAX_JOB_AGE_SECONDS",
+        "SUBMIT_RATE_PER_SECOND",
+        "INPUT_BUCKET_NAMES",
+        "SUBMIT_QUEUE_URL",
+        "VIDEO_BUCKET",
+        "VIDEO_PREFIX",
+    } <= per_fn["SubmitFunction"]
     # The key itself never sits in an environment variable: only the secret's ARN.
     assert not any("API_KEY" in n and not n.endswith("_ARN") for s in per_fn.values() for n in s)
 
@@ -285,6 +467,36 @@ def test_copy_queue_visibility_and_redrive(res: dict[str, Any], tpl: dict[str, A
     assert int(q["MessageRetentionPeriod"]) == 4 * 86400
 
 
+def test_submit_queue_visibility_and_redrive(res: dict[str, Any]) -> None:
+    q = props(res, "SubmitQueue")
+    timeout = int(props(res, "SubmitFunction")["Timeout"])
+    assert timeout == 60
+    assert int(q["VisibilityTimeout"]) >= 6 * timeout
+    assert q["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["SubmitDeadLetterQueue", "Arn"]},
+        # A retry after a 429 or an unreachable provider is a receive of its own.
+        "maxReceiveCount": 10,
+    }
+    assert int(q["MessageRetentionPeriod"]) == 4 * 86400
+    assert q["SqsManagedSseEnabled"] is True
+
+
+def test_submit_environment(res: dict[str, Any]) -> None:
+    env = props(res, "SubmitFunction")["Environment"]["Variables"]
+    poller = props(res, "PollerFunction")["Environment"]["Variables"]
+    copier = props(res, "CopierFunction")["Environment"]["Variables"]
+    assert env["COMETAPI_BASE_URL"] == {"Ref": "CometApiBaseUrl"}
+    assert env["COMETAPI_KEY_SECRET_ARN"] == poller["COMETAPI_KEY_SECRET_ARN"]
+    # The job a request creates gets the deadline and backoff cap of a tracked one.
+    assert env["MAX_JOB_AGE_SECONDS"] == poller["MAX_JOB_AGE_SECONDS"] == {"Ref": "MaxJobAgeSeconds"}
+    assert env["POLL_INTERVAL_SECONDS"] == {"Ref": "PollIntervalSeconds"}
+    assert env["SUBMIT_RATE_PER_SECOND"] == {"Ref": "SubmitRatePerSecond"}
+    assert env["INPUT_BUCKET_NAMES"] == {"Ref": "InputBucketNames"}
+    assert env["SUBMIT_QUEUE_URL"] == {"Ref": "SubmitQueue"}
+    assert env["VIDEO_BUCKET"] == copier["VIDEO_BUCKET"]
+    assert env["VIDEO_PREFIX"] == copier["VIDEO_PREFIX"] == {"Ref": "VideoPrefix"}
+
+
 def test_environment_values_are_strings_or_intrinsics(res: dict[str, Any], tpl: dict[str, Any]) -> None:
     """Lambda takes strings only; ministack passes a literal or mapped number through as an int
     and the function then fails before its handler runs."""
@@ -311,6 +523,39 @@ def test_copier_sqs_event_reports_partial_failures(res: dict[str, Any]) -> None:
     assert 1 <= int(p["BatchSize"]) <= 10
 
 
+def test_submit_sqs_event_reports_partial_failures_at_most_two_at_once(res: dict[str, Any]) -> None:
+    p = props(res, "SubmitFunction")
+    assert (int(p["Timeout"]), int(p["MemorySize"])) == (60, 256)
+    (event,) = p["Events"].values()
+    assert event["Type"] == "SQS"
+    e = event["Properties"]
+    assert e["Queue"] == {"Fn::GetAtt": ["SubmitQueue", "Arn"]}
+    assert list(e["FunctionResponseTypes"]) == ["ReportBatchItemFailures"]
+    assert int(e["BatchSize"]) == 5
+    # Creates are paced by the shared rate anyway; 2 is also the least SQS mappings accept.
+    assert e["ScalingConfig"] == {"MaximumConcurrency": 2}
+
+
+def test_submit_rule_takes_generation_and_edit_requests_from_others(res: dict[str, Any]) -> None:
+    rule = props(res, "SubmitRule")
+    assert res["SubmitRule"]["Type"] == "AWS::Events::Rule"
+    assert rule["EventBusName"] == {"Ref": "EventBus"}
+    assert rule.get("State", "ENABLED") == "ENABLED"
+    assert rule["EventPattern"] == {
+        "detail-type": ["Video Generation Requested", "Video Edit Requested"],
+        "source": [{"anything-but": [{"Ref": "EventSource"}]}],
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["SubmitQueue", "Arn"]}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["SubmitDeadLetterQueue", "Arn"]}}
+    assert "RetryPolicy" in target
+    # Our own events never loop back into a submit.
+    ours = {"source": "grokvideo", "detail-type": "Video Generation Requested"}
+    assert not pattern_matches(rule["EventPattern"], ours)
+    assert pattern_matches(rule["EventPattern"], {**ours, "source": "com.example.app"})
+    assert not pattern_matches(rule["EventPattern"], {"source": "x", "detail-type": "Video Job Track Requested"})
+
+
 def test_copy_rule_routes_our_succeeded_events(res: dict[str, Any]) -> None:
     rule = props(res, "CopyRule")
     assert rule["EventBusName"] == {"Ref": "EventBus"}
@@ -332,7 +577,26 @@ def test_queue_policies_admit_only_our_rules(res: dict[str, Any]) -> None:
             assert st["Action"] == "sqs:SendMessage"
             assert "aws:SourceArn" in st["Condition"]["ArnEquals"]
         covered |= {q["Ref"] for q in pol["Properties"]["Queues"]}
-    assert {"CopyQueue", "CopyDeadLetterQueue", "RegisterDeadLetterQueue"} <= covered
+    assert {
+        "CopyQueue",
+        "CopyDeadLetterQueue",
+        "RegisterDeadLetterQueue",
+        "SubmitQueue",
+        "SubmitDeadLetterQueue",
+    } <= covered
+    (st,) = props(res, "SubmitQueuesPolicy")["PolicyDocument"]["Statement"]
+    assert st["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Fn::GetAtt": ["SubmitRule", "Arn"]}
+    assert st["Resource"] == [
+        {"Fn::GetAtt": ["SubmitQueue", "Arn"]},
+        {"Fn::GetAtt": ["SubmitDeadLetterQueue", "Arn"]},
+    ]
+
+
+def test_every_queue_a_rule_writes_to_has_a_queue_policy(res: dict[str, Any]) -> None:
+    """Only the scheduler's dead-letter queue goes without one (the schedule's role writes to it)."""
+    policies = of_type(res, "AWS::SQS::QueuePolicy").values()
+    in_policies = {q["Ref"] for pol in policies for q in pol["Properties"]["Queues"]}
+    assert set(of_type(res, "AWS::SQS::Queue")) - in_policies == {"PollerScheduleDeadLetterQueue"}
 
 
 def test_register_rule_takes_track_requests_from_others(res: dict[str, Any]) -> None:
@@ -392,6 +656,15 @@ def test_least_privilege_per_function(res: dict[str, Any]) -> None:
         "secretsmanager:GetSecretValue",
     }
     assert actions("RegisterFunction") == {"dynamodb:PutItem", "events:PutEvents"}
+    assert actions("SubmitFunction") == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "events:PutEvents",
+        "secretsmanager:GetSecretValue",
+        "sqs:ChangeMessageVisibility",
+        "s3:GetObject",
+    }
     assert actions("CopierFunction") == {
         "s3:PutObject",
         "s3:GetObject",
@@ -412,6 +685,80 @@ def test_least_privilege_per_function(res: dict[str, Any]) -> None:
     assert query[0]["Resource"] == {"Fn::Sub": "${JobsTable.Arn}/index/due"}
     (s3,) = [st for st in function_statements(res, "CopierFunction") if "s3:PutObject" in st["Action"]]
     assert "${VideoPrefix}*" in s3["Resource"]["Fn::Sub"][0]
+    # Every statement has a Sid, unique within its function.
+    for fn in FUNCTIONS:
+        sids = [st["Sid"] for st in function_statements(res, fn)]
+        assert len(sids) == len(set(sids)), (fn, sids)
+
+
+def test_submit_iam_reads_and_writes_only_the_jobs_table_item(res: dict[str, Any]) -> None:
+    (st,) = [
+        st
+        for st in function_statements(res, "SubmitFunction")
+        if any(a.startswith("dynamodb:") for a in as_list(st["Action"]))
+    ]
+    assert sorted(as_list(st["Action"])) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    assert st["Resource"] == {"Fn::GetAtt": ["JobsTable", "Arn"]}  # the table, no index
+
+
+def test_change_message_visibility_only_on_the_submit_queue(res: dict[str, Any]) -> None:
+    found = [
+        (fn, st)
+        for fn in FUNCTIONS
+        for st in function_statements(res, fn)
+        if "sqs:ChangeMessageVisibility" in as_list(st["Action"])
+    ]
+    assert len(found) == 1
+    ((fn, st),) = found
+    assert fn == "SubmitFunction"
+    assert as_list(st["Action"]) == ["sqs:ChangeMessageVisibility"]
+    assert st["Resource"] == {"Fn::GetAtt": ["SubmitQueue", "Arn"]}
+
+
+def _submit_s3_resources(
+    tpl: dict[str, Any], res: dict[str, Any], *, partition: str = "aws", **params: str
+) -> dict[str, Any]:
+    """{Sid: resolved Resource} of the submit function's s3:GetObject statements for these values."""
+    resolve = Intrinsics(tpl, params, partition=partition)
+    out = {}
+    for policy in props(res, "SubmitFunction")["Policies"]:
+        for st in resolve(policy)["Statement"]:
+            if "s3:GetObject" in as_list(st["Action"]):
+                assert as_list(st["Action"]) == ["s3:GetObject"], st
+                out[st["Sid"]] = st["Resource"]
+    return out
+
+
+def test_submit_reads_stored_videos_under_the_prefix_only(tpl: dict[str, Any], res: dict[str, Any]) -> None:
+    assert _submit_s3_resources(tpl, res)["PresignStoredVideos"] == "arn:aws:s3:::<VideoBucket>/videos/*"
+    given = _submit_s3_resources(tpl, res, VideoBucketName="my-videos", VideoPrefix="archive/grok/")
+    assert given["PresignStoredVideos"] == "arn:aws:s3:::my-videos/archive/grok/*"
+
+
+def test_submit_reads_input_buckets_only_when_listed(tpl: dict[str, Any], res: dict[str, Any]) -> None:
+    cond = conditional_statements(res, "SubmitFunction")
+    assert set(cond) == {"HasInputBuckets"}
+    statement, otherwise = cond["HasInputBuckets"]
+    assert otherwise == NO_VALUE
+    assert statement["Sid"] == "PresignInputObjects" and statement["Effect"] == "Allow"
+    assert statement["Action"] == "s3:GetObject"
+    assert "Condition" not in statement
+
+    # No buckets: no statement at all (not one on an empty or wildcard resource).
+    assert set(_submit_s3_resources(tpl, res)) == {"PresignStoredVideos"}
+    # Exactly the listed buckets' objects, nothing at bucket level, nothing else.
+    for names, arns in [
+        ("my-input-bucket", ["arn:aws:s3:::my-input-bucket/*"]),
+        ("bucket-a,bucket-b", ["arn:aws:s3:::bucket-a/*", "arn:aws:s3:::bucket-b/*"]),
+        ("a.b.c,d-e-f,ghi", ["arn:aws:s3:::a.b.c/*", "arn:aws:s3:::d-e-f/*", "arn:aws:s3:::ghi/*"]),
+    ]:
+        assert re.fullmatch(tpl["Parameters"]["InputBucketNames"]["AllowedPattern"], names)
+        got = _submit_s3_resources(tpl, res, InputBucketNames=names)
+        assert got["PresignInputObjects"] == arns, names
+    # Every ARN in the stack's own partition.
+    for partition in ("aws", "aws-cn", "aws-us-gov"):
+        got = _submit_s3_resources(tpl, res, InputBucketNames="bucket-a,bucket-b", partition=partition)
+        assert got["PresignInputObjects"] == [f"arn:{partition}:s3:::bucket-a/*", f"arn:{partition}:s3:::bucket-b/*"]
 
 
 # --------------------------------------------------------------------------- operations
@@ -441,7 +788,9 @@ def test_dead_letter_queues_have_alarms(res: dict[str, Any]) -> None:
             (dim,) = p["Dimensions"]
             watched.add(dim["Value"]["Fn::GetAtt"][0])
             assert p["Threshold"] == 0 and p["ComparisonOperator"] == "GreaterThanThreshold"
-    assert {"CopyDeadLetterQueue", "PollerScheduleDeadLetterQueue", "RegisterDeadLetterQueue"} <= watched
+    dead_letter_queues = {name for name in of_type(res, "AWS::SQS::Queue") if "DeadLetter" in name}
+    assert "SubmitDeadLetterQueue" in dead_letter_queues
+    assert dead_letter_queues <= watched
 
 
 def test_provider_auth_and_poller_error_alarms(res: dict[str, Any]) -> None:
@@ -453,6 +802,9 @@ def test_provider_auth_and_poller_error_alarms(res: dict[str, Any]) -> None:
     assert auth[0]["Threshold"] == 1 and auth[0]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     errors = [a for a in alarms if a.get("Namespace") == "AWS/Lambda" and a["MetricName"] == "Errors"]
     assert any(a["Dimensions"][0]["Value"] == {"Ref": "PollerFunction"} for a in errors)
+    submit = [a for a in errors if a["Dimensions"][0]["Value"] == {"Ref": "SubmitFunction"}]
+    assert len(submit) == 1
+    assert submit[0]["Threshold"] == 1 and submit[0]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert all(a.get("AlarmActions") for a in alarms)
 
 
@@ -471,10 +823,91 @@ def test_shared_layer_is_built_by_makefile_without_boto(res: dict[str, Any]) -> 
 
 
 def test_secret_arn_not_ref_of_a_name_when_given(res: dict[str, Any]) -> None:
-    """The poller reads the secret by ARN: the parameter when given, else the stack's own secret."""
-    env = props(res, "PollerFunction")["Environment"]["Variables"]
-    assert env["COMETAPI_KEY_SECRET_ARN"] == {
-        "Fn::If": ["CreateApiKeySecret", {"Ref": "ApiKeySecret"}, {"Ref": "CometApiKeySecretArn"}]
-    }
-    (st,) = [s for s in function_statements(res, "PollerFunction") if s["Action"] == "secretsmanager:GetSecretValue"]
-    assert st["Resource"] == env["COMETAPI_KEY_SECRET_ARN"]
+    """The poller and the submit function read the secret by ARN: the parameter when given, else
+    the stack's own secret; no other function reads it."""
+    readers = []
+    for fn in FUNCTIONS:
+        reads = [s for s in function_statements(res, fn) if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+        if not reads:
+            continue
+        readers.append(fn)
+        env = props(res, fn)["Environment"]["Variables"]
+        assert env["COMETAPI_KEY_SECRET_ARN"] == {
+            "Fn::If": ["CreateApiKeySecret", {"Ref": "ApiKeySecret"}, {"Ref": "CometApiKeySecretArn"}]
+        }, fn
+        (st,) = reads
+        assert st["Action"] == "secretsmanager:GetSecretValue"
+        assert st["Resource"] == env["COMETAPI_KEY_SECRET_ARN"], fn
+    assert readers == ["PollerFunction", "SubmitFunction"]
+
+
+def test_submit_outputs_and_description(tpl: dict[str, Any]) -> None:
+    out = tpl["Outputs"]
+    assert out["SubmitQueueUrl"]["Value"] == {"Ref": "SubmitQueue"}
+    assert out["SubmitDeadLetterQueueUrl"]["Value"] == {"Ref": "SubmitDeadLetterQueue"}
+    assert out["SubmitFunctionName"]["Value"] == {"Ref": "SubmitFunction"}
+    assert "prompts" in tpl["Description"]
+
+
+# --------------------------------------------------------------------------- sample events
+
+
+def _sample(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+def _bus_events_in_samples() -> list[tuple[str, dict[str, Any]]]:
+    """Every EventBridge event in events/: the files themselves and the bodies of SQS samples."""
+    found = []
+    for path in sorted(EVENTS.glob("*.json")):
+        sample = json.loads(path.read_text())
+        if "detail-type" in sample:
+            found.append((path.name, sample))
+        for i, record in enumerate(sample.get("Records", [])):
+            found.append((f"{path.name}#Records[{i}]", json.loads(record["body"])))
+    return found
+
+
+def test_every_sample_bus_event_reaches_one_rule_and_matches_its_schema(res: dict[str, Any]) -> None:
+    """Each sample input is taken by exactly one rule of ours and valid against its input schema
+    (output events carried in SQS samples against the output schemas); `-invalid` samples fail."""
+    patterns = rule_patterns(res)
+    samples = _bus_events_in_samples()
+    names = {name for name, _ in samples}
+    assert {
+        "generation-requested.json",
+        "generation-requested-s3-image.json",
+        "edit-requested.json",
+        "edit-requested-source.json",
+        "sqs-submit-message.json#Records[0]",
+    } <= names
+    for name, event in samples:
+        taken_by = [rule for rule, pattern in patterns.items() if pattern_matches(pattern, event)]
+        assert len(taken_by) == 1, (name, taken_by)
+        input_event = event["source"] != "grokvideo"
+        if "-invalid" in name:
+            with pytest.raises(AssertionError):
+                assert_valid_entry(event, input_event=input_event)
+        else:
+            assert_valid_entry(event, input_event=input_event)
+        if event["detail-type"] in ("Video Generation Requested", "Video Edit Requested"):
+            assert taken_by == ["SubmitRule"], name
+
+
+def test_submit_samples_show_the_new_request_fields() -> None:
+    assert _sample("generation-requested.json")["detail"]["idempotency_key"]
+    assert _sample("generation-requested-s3-image.json")["detail"]["image_url"] == "s3://my-input-bucket/cats/cat.png"
+    source = _sample("edit-requested-source.json")["detail"]
+    assert "video_url" not in source
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,128}", source["source_request_id"])
+
+
+def test_sqs_submit_message_is_what_the_submit_rule_delivers() -> None:
+    """events/sqs-submit-message.json (sam local invoke SubmitFunction -e ...) carries the whole
+    EventBridge event of generation-requested.json, as the rule hands it to the queue."""
+    (record,) = _sample("sqs-submit-message.json")["Records"]
+    assert record["eventSource"] == "aws:sqs"
+    assert record["receiptHandle"] and record["messageId"]
+    assert record["body"] == json.dumps(_sample("generation-requested.json"), separators=(",", ":"))
+    assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -13,17 +14,25 @@ from grokvideo.errors import ValidationError
 from grokvideo.validation import (
     DEFAULT_DURATION,
     DEFAULT_MODEL,
+    IDEMPOTENCY_KEY_MAX_LENGTH,
     REQUEST_ID_PATTERN,
+    S3_KEY_MAX_LENGTH,
+    SUBMISSION_PREFIX,
+    TASK_TOKEN_MAX_LENGTH,
     EditRequest,
     GenerationRequest,
+    S3Location,
     TrackRequest,
     parse_edit_request,
     parse_generation_request,
     parse_track_request,
     validate_client_ref,
+    validate_idempotency_key,
     validate_metadata,
     validate_request_id,
+    validate_task_token,
 )
+from tests.schema_check import errors_for
 
 STRICT = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -193,7 +202,7 @@ def test_generation_defaults() -> None:
     assert got == GenerationRequest(prompt="a fox")
     assert got.duration == DEFAULT_DURATION == 6
     assert got.model == DEFAULT_MODEL == "grok-imagine-video"
-    assert got.aspect_ratio is None and got.resolution is None and got.image_url is None
+    assert got.aspect_ratio is None and got.resolution is None and got.image is None
     assert got.metadata == {}
 
 
@@ -216,7 +225,7 @@ def test_generation_full() -> None:
         "1080p",
         "grok-imagine-video-1.5",
     )
-    assert got.image_url == "https://example.com/a.png?x=1"
+    assert got.image == "https://example.com/a.png?x=1"
     assert parse_generation_request({"prompt": "p", "duration": 3.0}).duration == 3
 
 
@@ -229,7 +238,7 @@ def test_generation_full() -> None:
     ],
 )
 def test_generation_accepts_image_data_urls(image_url: str) -> None:
-    assert parse_generation_request({"prompt": "p", "image_url": image_url}).image_url == image_url
+    assert parse_generation_request({"prompt": "p", "image_url": image_url}).image == image_url
 
 
 def test_generation_collects_every_error() -> None:
@@ -295,7 +304,7 @@ def test_generation_field_errors(detail: dict[str, Any], field: str, message: st
 
 def test_edit_request() -> None:
     got = parse_edit_request({"prompt": "snow", "video_url": "https://vidgen.x.ai/a.mp4", "x": 1})
-    assert got == EditRequest(prompt="snow", video_url="https://vidgen.x.ai/a.mp4")
+    assert got == EditRequest(prompt="snow", video="https://vidgen.x.ai/a.mp4")
     assert got.model == DEFAULT_MODEL
 
 
@@ -320,3 +329,412 @@ def test_parsers_raise_only_validation_error(detail: dict[str, Any]) -> None:
             parse(detail)
         except ValidationError as exc:
             assert exc.errors and all(": " in e for e in exc.errors)
+
+
+# --- the submit path's new fields, row by row -------------------------------------------------
+#
+# Every row is one input detail and what the validator must say about it: accepted (with the
+# parsed attributes it must produce) or refused with exactly one error for one field. The same
+# rows are then checked against the input JSON Schemas, except where a schema cannot say it.
+
+GENERATION, EDIT, TRACK = "Video Generation Requested", "Video Edit Requested", "Video Job Track Requested"
+INPUT_BUCKETS = ("grokvideo-inputs", "other.inputs-2", "abc", "b" * 63)
+SAMPLE_ID = "4b2cd27e-0b0d-3dec-c31c-7572daf74bb3"
+BASE: dict[str, dict[str, Any]] = {
+    GENERATION: {"prompt": "a red fox in snow"},
+    EDIT: {"prompt": "make it snow", "video_url": "https://example.com/in.mp4"},
+    TRACK: {"request_id": SAMPLE_ID},
+}
+ALLOW_LIST = "the bucket allow-list (InputBucketNames) is a deployment setting, not in the schema"
+PYTHON_DOLLAR = "jsonschema runs patterns with Python's re, whose '$' also matches before a final newline"
+UTF8_BYTES = "JSON Schema's maxLength counts characters, not UTF-8 bytes"
+SURROGATE = "a lone surrogate is not a character a JSON Schema pattern can portably name"
+
+
+@dataclass(frozen=True)
+class Row:
+    detail_type: str
+    detail: dict[str, Any]
+    error: tuple[str, ...] = ()  # refused: (field, message fragment, ...)
+    expect: dict[str, Any] = field(default_factory=dict)  # accepted: attributes of the parsed request
+    schema_skip: str = ""  # why the JSON Schema cannot agree on this row (left out of the agreement test)
+
+
+def _row(
+    row_id: str,
+    detail_type: str,
+    fields: dict[str, Any],
+    *,
+    error: tuple[str, ...] = (),
+    expect: dict[str, Any] | None = None,
+    schema_skip: str = "",
+    base: dict[str, Any] | None = None,
+) -> Any:
+    detail = {**(BASE[detail_type] if base is None else base), **fields}
+    short = {GENERATION: "gen", EDIT: "edit", TRACK: "track"}[detail_type]
+    return pytest.param(Row(detail_type, detail, error, expect or {}, schema_skip), id=f"{short}-{row_id}")
+
+
+def _token_rows(name: str, max_length: int, detail_types: tuple[str, ...]) -> list[Any]:
+    ascii_all = "".join(chr(c) for c in range(33, 127))
+    cases: list[tuple[str, object, tuple[str, ...], str]] = [
+        ("none-is-absent", None, (), ""),
+        ("one-char", "k", (), ""),
+        ("max-length", "k" * max_length, (), ""),
+        ("every-printable-ascii", ascii_all[:max_length], (), ""),
+        ("empty", "", (name, f"must be 1-{max_length} characters, got 0"), ""),
+        ("too-long", "k" * (max_length + 1), (name, f"got {max_length + 1}"), ""),
+        ("space", "order 1042", (name, "printable ASCII without spaces"), ""),
+        ("tab", "order\t1042", (name, "printable ASCII without spaces"), ""),
+        ("trailing-newline", "order-1042\n", (name, "printable ASCII without spaces"), PYTHON_DOLLAR),
+        ("nul", "order\x001042", (name, "printable ASCII without spaces"), ""),
+        ("del", "order\x7f", (name, "printable ASCII without spaces"), ""),
+        ("non-ascii", "commande-n°1042", (name, "printable ASCII without spaces"), ""),
+        ("non-ascii-digit", "\u0661", (name, "printable ASCII without spaces"), ""),
+        ("fullwidth", "\uff21\uff22", (name, "printable ASCII without spaces"), ""),
+        ("int", 1042, (name, "must be a string, got int"), ""),
+        ("bool", True, (name, "must be a string, got bool"), ""),
+        ("list", ["k"], (name, "must be a string, got list"), ""),
+        ("object", {"k": 1}, (name, "must be a string, got dict"), ""),
+    ]
+    return [
+        _row(
+            f"{name}-{case}",
+            detail_type,
+            {name: value},
+            error=error,
+            expect=None if error else {name: value},
+            schema_skip=skip,
+        )
+        for detail_type in detail_types
+        for case, value, error, skip in cases
+    ]
+
+
+def _s3_rows(name: str, attr: str, detail_type: str, base: dict[str, Any]) -> list[Any]:
+    shape = (name, "must be s3://<bucket>/<key>")
+    bad_key = (name, "the S3 key must not contain control characters")
+    long_key = (name, f"the S3 key must be at most {S3_KEY_MAX_LENGTH} bytes as UTF-8")
+    cases: list[tuple[str, str, tuple[str, ...], object, str]] = [
+        ("s3-allowed", "s3://grokvideo-inputs/cats/1.png", (), S3Location("grokvideo-inputs", "cats/1.png"), ""),
+        ("s3-other-allowed", "s3://other.inputs-2/x", (), S3Location("other.inputs-2", "x"), ""),
+        ("s3-bucket-3-chars", "s3://abc/k", (), S3Location("abc", "k"), ""),
+        ("s3-bucket-63-chars", f"s3://{'b' * 63}/k", (), S3Location("b" * 63, "k"), ""),
+        ("s3-key-with-spaces-unicode", "s3://abc/my cats/über 1.png", (), S3Location("abc", "my cats/über 1.png"), ""),
+        ("s3-key-nested-slashes", "s3://abc/a//b/", (), S3Location("abc", "a//b/"), ""),
+        ("s3-key-max", f"s3://abc/{'k' * S3_KEY_MAX_LENGTH}", (), S3Location("abc", "k" * S3_KEY_MAX_LENGTH), ""),
+        (
+            "s3-bucket-not-listed",
+            "s3://someone-elses-bucket/cats/1.png",
+            (name, "'someone-elses-bucket'", "InputBucketNames"),
+            None,
+            ALLOW_LIST,
+        ),
+        ("s3-no-key", "s3://grokvideo-inputs", shape, None, ""),
+        ("s3-empty-key", "s3://grokvideo-inputs/", shape, None, ""),
+        ("s3-no-bucket", "s3:///cats/1.png", shape, None, ""),
+        ("s3-nothing", "s3://", shape, None, ""),
+        ("s3-bucket-2-chars", "s3://ab/k", shape, None, ""),
+        ("s3-bucket-64-chars", f"s3://{'b' * 64}/k", shape, None, ""),
+        ("s3-bucket-uppercase", "s3://GrokVideo-Inputs/a.png", shape, None, ""),
+        ("s3-bucket-underscore", "s3://grokvideo_inputs/a.png", shape, None, ""),
+        ("s3-bucket-leading-hyphen", "s3://-grokvideo/a.png", shape, None, ""),
+        ("s3-bucket-with-port", "s3://grokvideo-inputs:443/a.png", shape, None, ""),
+        ("s3-key-newline", "s3://grokvideo-inputs/a\nb.png", bad_key, None, ""),
+        ("s3-key-nul", "s3://grokvideo-inputs/a\x00", bad_key, None, ""),
+        ("s3-key-del", "s3://grokvideo-inputs/a\x7f", bad_key, None, ""),
+        ("s3-key-too-long", f"s3://abc/{'k' * (S3_KEY_MAX_LENGTH + 1)}", long_key, None, ""),
+        # S3 bounds a key's UTF-8 encoding (1024 bytes), not its characters: 513 x 'é' is 1026 bytes
+        ("s3-key-over-1024-utf8-bytes", f"s3://abc/{'é' * 513}", long_key, None, UTF8_BYTES),
+        # a lone surrogate cannot be encoded as UTF-8: presigning the key raises UnicodeEncodeError
+        ("s3-key-lone-surrogate", "s3://grokvideo-inputs/a\ud800.png", bad_key, None, SURROGATE),
+    ]
+    return [
+        _row(
+            case,
+            detail_type,
+            {name: value},
+            error=error,
+            expect=None if error else {attr: parsed},
+            schema_skip=skip,
+            base=base,
+        )
+        for case, value, error, parsed, skip in cases
+    ]
+
+
+EDIT_NO_VIDEO = {"prompt": "make it snow"}
+VIDEO = "https://example.com/in.mp4"
+
+NEW_FIELD_ROWS = [
+    *_token_rows("idempotency_key", IDEMPOTENCY_KEY_MAX_LENGTH, (GENERATION, EDIT)),
+    *_token_rows("task_token", TASK_TOKEN_MAX_LENGTH, (GENERATION, EDIT, TRACK)),
+    *_s3_rows("image_url", "image", GENERATION, BASE[GENERATION]),
+    *_s3_rows("video_url", "video", EDIT, EDIT_NO_VIDEO),
+    # an https image or video is kept as given
+    _row(
+        "https-image",
+        GENERATION,
+        {"image_url": "https://x.example/a.png?sig=1"},
+        expect={"image": "https://x.example/a.png?sig=1"},
+    ),
+    _row("https-video", EDIT, {}, expect={"video": VIDEO, "source_request_id": None}),
+    # edits: exactly one of video_url and source_request_id
+    _row(
+        "source-only",
+        EDIT,
+        {"source_request_id": SAMPLE_ID},
+        expect={"source_request_id": SAMPLE_ID, "video": None},
+        base=EDIT_NO_VIDEO,
+    ),
+    _row(
+        "source-null-is-absent",
+        EDIT,
+        {"video_url": VIDEO, "source_request_id": None},
+        expect={"video": VIDEO, "source_request_id": None},
+        base=EDIT_NO_VIDEO,
+    ),
+    _row(
+        "video-null-is-absent",
+        EDIT,
+        {"video_url": None, "source_request_id": SAMPLE_ID},
+        expect={"video": None, "source_request_id": SAMPLE_ID},
+        base=EDIT_NO_VIDEO,
+    ),
+    _row("neither", EDIT, {}, error=("video_url", "is required", "source_request_id"), base=EDIT_NO_VIDEO),
+    _row(
+        "neither-both-null",
+        EDIT,
+        {"video_url": None, "source_request_id": None},
+        error=("video_url", "is required"),
+        base=EDIT_NO_VIDEO,
+    ),
+    _row(
+        "both",
+        EDIT,
+        {"video_url": VIDEO, "source_request_id": SAMPLE_ID},
+        error=("source_request_id", "not both"),
+        base=EDIT_NO_VIDEO,
+    ),
+    _row(
+        "both-s3",
+        EDIT,
+        {"video_url": "s3://abc/in.mp4", "source_request_id": SAMPLE_ID},
+        error=("source_request_id", "not both"),
+        base=EDIT_NO_VIDEO,
+    ),
+    _row(
+        "source-malformed",
+        EDIT,
+        {"source_request_id": "../etc/passwd"},
+        error=("source_request_id", "may contain only"),
+        base=EDIT_NO_VIDEO,
+    ),
+    _row(
+        "source-empty",
+        EDIT,
+        {"source_request_id": ""},
+        error=("source_request_id", "must not be empty"),
+        base=EDIT_NO_VIDEO,
+    ),
+    _row(
+        "source-too-long",
+        EDIT,
+        {"source_request_id": "a" * 129},
+        error=("source_request_id", "at most 128 characters"),
+        base=EDIT_NO_VIDEO,
+    ),
+    _row(
+        "source-int",
+        EDIT,
+        {"source_request_id": 42},
+        error=("source_request_id", "must be a string, got int"),
+        base=EDIT_NO_VIDEO,
+    ),
+    # track: the stack's own submission ids may not be tracked
+    _row(
+        "submission-id",
+        TRACK,
+        {"request_id": SUBMISSION_PREFIX + "bff83cdfb94d8087b6fd49cb20c427dc6013ae2c"},
+        error=("request_id", "'submission-'", "reserved"),
+    ),
+    _row("submission-prefix-alone", TRACK, {"request_id": "submission-"}, error=("request_id", "reserved")),
+    _row("submission-prefix-short", TRACK, {"request_id": "submission-x"}, error=("request_id", "reserved")),
+    _row("submission-without-hyphen", TRACK, {"request_id": "submission"}, expect={"request_id": "submission"}),
+    _row("submission-inside", TRACK, {"request_id": "my-submission-1"}, expect={"request_id": "my-submission-1"}),
+    _row("submission-other-case", TRACK, {"request_id": "Submission-x"}, expect={"request_id": "Submission-x"}),
+    _row(
+        "submission-malformed",
+        TRACK,
+        {"request_id": "submission-../x"},
+        error=("request_id", "may contain only"),
+    ),
+]
+
+
+def _parse(detail_type: str, detail: dict[str, Any]) -> Any:
+    if detail_type == GENERATION:
+        return parse_generation_request(detail, input_buckets=INPUT_BUCKETS)
+    if detail_type == EDIT:
+        return parse_edit_request(detail, input_buckets=INPUT_BUCKETS)
+    return parse_track_request(detail)
+
+
+@pytest.mark.parametrize("row", NEW_FIELD_ROWS)
+def test_new_field_rows(row: Row) -> None:
+    if row.error:
+        with pytest.raises(ValidationError) as info:
+            _parse(row.detail_type, row.detail)
+        assert len(info.value.errors) == 1, info.value.errors
+        name, *fragments = row.error
+        assert info.value.errors[0].startswith(f"{name}: "), info.value.errors
+        for fragment in fragments:
+            assert fragment in info.value.errors[0]
+        assert len(info.value.errors[0]) < 400  # a bad value is cut, never echoed whole
+    else:
+        got = _parse(row.detail_type, row.detail)
+        for attr, value in row.expect.items():
+            assert getattr(got, attr) == value, attr
+
+
+AGREEMENT_ROWS = [p for p in NEW_FIELD_ROWS if not p.values[0].schema_skip]
+
+
+@pytest.mark.parametrize("row", AGREEMENT_ROWS)
+def test_input_schema_agrees_with_the_validator(row: Row) -> None:
+    schema_errors = errors_for(row.detail_type, row.detail, input_event=True)
+    try:
+        _parse(row.detail_type, row.detail)
+    except ValidationError as exc:
+        validator_errors = exc.errors
+    else:
+        validator_errors = []
+    assert bool(schema_errors) == bool(validator_errors), (
+        f"schema says {schema_errors or 'valid'}, validator says {validator_errors or 'valid'}"
+    )
+
+
+def test_every_skipped_agreement_row_says_why() -> None:
+    skipped = [p.values[0] for p in NEW_FIELD_ROWS if p.values[0].schema_skip]
+    assert {r.schema_skip for r in skipped} == {ALLOW_LIST, PYTHON_DOLLAR, UTF8_BYTES, SURROGATE}
+    assert all("InputBucketNames" in r.error for r in skipped if r.schema_skip == ALLOW_LIST)
+
+
+def test_s3_input_without_configured_buckets_is_refused_and_says_none_are_listed() -> None:
+    for parse, name in ((parse_generation_request, "image_url"), (parse_edit_request, "video_url")):
+        with pytest.raises(ValidationError) as info:
+            parse({"prompt": "p", name: "s3://grokvideo-inputs/a.png"})
+        assert info.value.errors == [
+            f"{name}: bucket 'grokvideo-inputs' is not an input bucket of this stack (InputBucketNames: none)"
+        ]
+
+
+def test_s3_location_uri_round_trips() -> None:
+    got = parse_generation_request({"prompt": "p", "image_url": "s3://abc/my cats/1.png"}, input_buckets=["abc"])
+    assert got.image == S3Location("abc", "my cats/1.png")
+    assert isinstance(got.image, S3Location) and got.image.uri == "s3://abc/my cats/1.png"
+
+
+@pytest.mark.parametrize(
+    ("check", "limit"),
+    [(validate_idempotency_key, IDEMPOTENCY_KEY_MAX_LENGTH), (validate_task_token, TASK_TOKEN_MAX_LENGTH)],
+)
+def test_token_validators_name_the_given_field(check: Any, limit: int) -> None:
+    assert check(None) is None
+    assert check("k" * limit) == "k" * limit
+    with pytest.raises(ValidationError) as info:
+        check("k" * (limit + 1), "detail.key")
+    assert info.value.errors == [f"detail.key: must be 1-{limit} characters, got {limit + 1}"]
+
+
+def test_limits_are_the_documented_ones() -> None:
+    assert (IDEMPOTENCY_KEY_MAX_LENGTH, TASK_TOKEN_MAX_LENGTH, S3_KEY_MAX_LENGTH) == (128, 8192, 1024)
+    assert SUBMISSION_PREFIX == "submission-"
+
+
+def test_track_request_keeps_its_task_token() -> None:
+    got = parse_track_request({"request_id": SAMPLE_ID, "task_token": "AAAA+/=="})
+    assert got == TrackRequest(request_id=SAMPLE_ID, task_token="AAAA+/==")
+
+
+def test_full_generation_and_edit_keep_every_new_field() -> None:
+    gen = parse_generation_request(
+        {"prompt": "p", "image_url": "s3://abc/in.png", "idempotency_key": "order-1/v2", "task_token": "tok=="},
+        input_buckets=INPUT_BUCKETS,
+    )
+    assert gen == GenerationRequest(
+        prompt="p", image=S3Location("abc", "in.png"), idempotency_key="order-1/v2", task_token="tok=="
+    )
+    edit = parse_edit_request(
+        {"prompt": "p", "source_request_id": SAMPLE_ID, "idempotency_key": "k", "task_token": "t"},
+        input_buckets=INPUT_BUCKETS,
+    )
+    assert edit == EditRequest(prompt="p", source_request_id=SAMPLE_ID, idempotency_key="k", task_token="t")
+
+
+# --- several bad fields: one error, every field, in order -------------------------------------
+
+
+def test_generation_lists_every_bad_field_including_the_new_ones() -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_generation_request(
+            {
+                "prompt": "   ",
+                "duration": 16,
+                "aspect_ratio": "21:9",
+                "resolution": "4k",
+                "model": "sora",
+                "image_url": "s3://someone-elses-bucket/a.png",
+                "client_ref": "x" * 200,
+                "metadata": "{}",
+                "idempotency_key": "order 1042",
+                "task_token": "",
+            },
+            input_buckets=INPUT_BUCKETS,
+        )
+    assert [e.split(":")[0] for e in info.value.errors] == [
+        "prompt",
+        "duration",
+        "aspect_ratio",
+        "resolution",
+        "model",
+        "image_url",
+        "client_ref",
+        "metadata",
+        "idempotency_key",
+        "task_token",
+    ]
+
+
+def test_edit_lists_every_bad_field_including_the_new_ones() -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_edit_request(
+            {
+                "prompt": None,
+                "video_url": "s3://grokvideo-inputs/",
+                "source_request_id": "../x",
+                "model": "x",
+                "client_ref": 5,
+                "metadata": [1],
+                "idempotency_key": "é",
+                "task_token": "t" * (TASK_TOKEN_MAX_LENGTH + 1),
+            },
+            input_buckets=INPUT_BUCKETS,
+        )
+    assert [e.split(":")[0] for e in info.value.errors] == [
+        "prompt",
+        "video_url",
+        "source_request_id",  # malformed
+        "source_request_id",  # and given together with video_url
+        "model",
+        "client_ref",
+        "metadata",
+        "idempotency_key",
+        "task_token",
+    ]
+
+
+def test_track_lists_every_bad_field_including_the_new_ones() -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_track_request({"request_id": "submission-abc", "client_ref": 5, "metadata": [], "task_token": 7})
+    assert [e.split(":")[0] for e in info.value.errors] == ["request_id", "client_ref", "metadata", "task_token"]

@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import math
 import re
@@ -505,6 +506,14 @@ class VideoArchiver:
             )
         log.info("stored s3://%s/%s (%d bytes, sha256 %s)", bucket, key, size, digest)
         return StoredVideo.from_head(bucket, key, head, sha256=digest, content_type=content_type)
+
+    def put_json(self, bucket: str, key: str, document: Mapping[str, Any]) -> None:
+        """Write a small JSON document (the manifest) beside a video; S3 errors are retryable."""
+        body = json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+        try:
+            self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+        except _S3_ERRORS as exc:
+            raise _s3_error("put_object", exc) from None
 
     def _tags(self, bucket: str, key: str) -> dict[str, str]:
         try:

@@ -13,7 +13,9 @@ Policies (one place, so the poller can rely on them):
 - urllib3 retries only connection failures (the request never left): 2 tries with a short backoff.
   Read errors, timeouts and 5xx are not retried here (a POST is not idempotent, and per-job backoff
   of 5xx is the poller's job); a 429 surfaces at once as ``RateLimitedError``.
-- Transport failures become ``RetryableError`` with a message that names the call, never headers.
+- Transport failures become ``RetryableError`` with a message that names the call, never headers;
+  ``NotSentError`` (a subclass) when the connection failed before the request was sent, the one
+  transport failure after which a create can be sent again without risking a second job.
 - The pool is built with ``block=False``: a thread never waits for a free connection. With
   ``maxsize`` >= the poll concurrency every thread has its own keep-alive connection; above it,
   extra connections are opened and dropped after use (a TLS handshake, never a stall or an error).
@@ -50,6 +52,7 @@ from grokvideo.errors import (
     ConfigurationError,
     GrokVideoError,
     InvalidRequestError,
+    NotSentError,
     RetryableError,
 )
 from grokvideo.models import PollStatus
@@ -213,7 +216,8 @@ class CometApiClient:
             finally:
                 response.release_conn()
         except HTTPError as exc:
-            raise RetryableError(_transport_message(method, path, exc)) from None
+            error = NotSentError if _never_sent(exc) else RetryableError
+            raise error(_transport_message(method, path, exc)) from None
         except OSError as exc:  # raw socket errors urllib3 did not wrap
             raise RetryableError(f"CometAPI {method} {path}: {type(exc).__name__}") from None
         try:
@@ -261,6 +265,12 @@ def _read_capped(response: urllib3.BaseHTTPResponse, method: str, path: str) -> 
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _never_sent(exc: HTTPError) -> bool:
+    """True when the connection failed before any byte of the request left (safe to send again)."""
+    cause = exc.reason if isinstance(exc, MaxRetryError) else exc
+    return isinstance(cause, NewConnectionError | ConnectTimeoutError)
 
 
 def _transport_message(method: str, path: str, exc: HTTPError) -> str:

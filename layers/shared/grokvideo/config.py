@@ -43,7 +43,21 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
 
 
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigurationError(f"{name} must be >= {minimum}, got {raw}")
+    return value
+
+
 def _hosts(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of host or bucket names, lower-cased, blanks dropped."""
     return tuple(h.strip().lower().rstrip(".") for h in raw.split(",") if h.strip())
 
 
@@ -70,6 +84,11 @@ class Settings:
     allow_private_video_hosts: bool = False
     max_video_bytes: int = 2 * 1024**3
     copy_max_receives: int = 3  # the copy queue's maxReceiveCount: the last try settles the job
+    # Submit
+    submit_rate_per_second: float = 1.0  # creates per second across every submit invocation
+    input_bucket_names: tuple[str, ...] = ()  # buckets s3:// inputs may come from
+    submit_queue_url: str = ""
+    submit_lease_seconds: int = 180  # > the submit function's timeout: a live lease means a live delivery
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,6 +117,10 @@ class Settings:
             allow_private_video_hosts=_bool(env, "ALLOW_PRIVATE_VIDEO_HOSTS", False),
             max_video_bytes=_int(env, "MAX_VIDEO_BYTES", 2 * 1024**3, minimum=1),
             copy_max_receives=_int(env, "COPY_MAX_RECEIVES", 3, minimum=1),
+            submit_rate_per_second=_float(env, "SUBMIT_RATE_PER_SECOND", 1.0, minimum=0.01),
+            input_bucket_names=_hosts(env.get("INPUT_BUCKET_NAMES", "")),
+            submit_queue_url=env.get("SUBMIT_QUEUE_URL", ""),
+            submit_lease_seconds=_int(env, "SUBMIT_LEASE_SECONDS", 180, minimum=1),
         )
 
     def require(self, *names: str) -> Settings:

@@ -6,7 +6,7 @@ the copier elsewhere. Outcomes of one delivery:
 ==============================  ==========================================================
 job / copy                      result
 ==============================  ==========================================================
-``SUCCEEDED``, copy ok          ``STORED`` + ``Video Stored``
+``SUCCEEDED``, copy ok          manifest beside it, ``STORED`` + ``Video Stored``
 object already complete in S3   same, without a second upload (crash after upload)
 ``STORED`` owing its event      the event is sent again (crash before PutEvents)
 ``STORED`` / permanent failure  nothing: a duplicate delivery is acknowledged silently
@@ -33,6 +33,7 @@ from grokvideo.archive import StoredVideo, VideoArchiver
 from grokvideo.errors import ArchiveError, EventPublishError, GrokVideoError
 from grokvideo.events import DetailType, OutputEvent
 from grokvideo.jobs import Job, JobStore
+from grokvideo.manifest import build_manifest, manifest_key
 from grokvideo.models import ArchiveFailureReason, JobState
 from grokvideo.outbox import event_for
 
@@ -102,6 +103,9 @@ class Copier:
                 stored = self.archiver.archive(
                     job.video_url, self.bucket, key, metadata={"request-id": request_id}, time_limit=time_limit
                 )
+            stored_at = int(self.clock())
+            # Written before the state moves, so Video Stored never names a manifest that is not there.
+            self.archiver.put_json(self.bucket, manifest_key(key), build_manifest(job, stored, stored_at=stored_at))
         except ArchiveError as err:
             if err.retryable and receive_count < self.max_receives:
                 logger.warning(
@@ -110,14 +114,14 @@ class Copier:
                 )
                 raise RetryCopy(str(err)) from err
             return self._fail(job, err, retries_spent=err.retryable)
-        return self._store(job, stored, uploaded=uploaded)
+        return self._store(job, stored, uploaded=uploaded, stored_at=stored_at)
 
-    def _store(self, job: Job, stored: StoredVideo, *, uploaded: bool) -> CopyResult:
+    def _store(self, job: Job, stored: StoredVideo, *, uploaded: bool, stored_at: int) -> CopyResult:
         moved = self.store.transition(
             job,
             to_state=JobState.STORED,
             outbox=DetailType.STORED,
-            now=int(self.clock()),
+            now=stored_at,
             relay_after=self.relay_after,
             changes={
                 "bucket": stored.bucket,
@@ -125,7 +129,8 @@ class Copier:
                 "size_bytes": stored.size_bytes,
                 "sha256": stored.sha256,
                 "content_type": stored.content_type,
-                "stored_at": int(self.clock()),
+                "stored_at": stored_at,
+                "manifest_key": manifest_key(stored.key),
             },
         )
         if moved is None:  # another delivery settled it first; it sends the event

@@ -38,6 +38,10 @@ class RetryableError(CometApiError):
     """Transient: 5xx, 524, timeouts, connection errors, bodies that are not JSON. Back off the job."""
 
 
+class NotSentError(RetryableError):
+    """The connection failed before the request was sent: the provider cannot have acted on it."""
+
+
 class RateLimitedError(RetryableError):
     """429. The whole sweep pauses for ``retry_after`` seconds."""
 

@@ -32,6 +32,7 @@ SCHEMA_VERSION = "1"
 MAX_ENTRY_BYTES = 262_144  # PutEvents: 256 KiB per entry, and per request in total
 MAX_BATCH_ENTRIES = 10
 MAX_MESSAGE_LENGTH = 1024  # ``message`` fields are cut to this many characters
+INVALID_REQUEST = "INVALID_REQUEST"  # the reason of a rejection by our own validation
 
 
 class DetailType(StrEnum):
@@ -104,12 +105,27 @@ def generation_submitted(
     request_id: str,
     client_ref: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    idempotency_key: str | None,
     model: str,
+    duration: int | None,
+    resolution: str | None,
+    aspect_ratio: str | None,
     submitted_at: int,
 ) -> OutputEvent:
-    """``Video Generation Submitted``: the provider accepted the job and we track it."""
+    """``Video Generation Submitted``: the provider accepted the job and we track it.
+
+    ``duration``, ``resolution`` and ``aspect_ratio`` are what was asked for (null for an edit,
+    which keeps its input's).
+    """
     detail = _common(request_id, client_ref, metadata)
-    detail.update(model=model, submitted_at=iso_utc(submitted_at))
+    detail.update(
+        idempotency_key=idempotency_key,
+        model=model,
+        duration=duration,
+        resolution=resolution,
+        aspect_ratio=aspect_ratio,
+        submitted_at=iso_utc(submitted_at),
+    )
     return OutputEvent(DetailType.SUBMITTED, detail)
 
 
@@ -199,8 +215,12 @@ def video_stored(
     content_type: str,
     duration: int | float | Decimal | None,
     model: str | None,
+    manifest_key: str | None = None,
 ) -> OutputEvent:
-    """``Video Stored``: the video is in our bucket. ``s3_uri`` defaults to ``s3://bucket/key``."""
+    """``Video Stored``: the video is in our bucket. ``s3_uri`` defaults to ``s3://bucket/key``.
+
+    ``manifest_key`` is the provenance JSON beside it (null for videos stored before manifests).
+    """
     detail = _common(request_id, client_ref, metadata)
     detail.update(
         bucket=bucket,
@@ -211,6 +231,7 @@ def video_stored(
         content_type=content_type,
         duration=_number(duration),
         model=model,
+        manifest_key=manifest_key,
     )
     return OutputEvent(DetailType.STORED, detail)
 

@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 from grokvideo.models import JobState
 
 DUE_INDEX = "due"
+JSON_ATTRIBUTES = ("metadata", "request")  # objects stored as JSON strings
 TERMINAL_STATES = frozenset({JobState.STORED, JobState.FAILED, JobState.ARCHIVE_FAILED})
 
 
@@ -62,15 +63,24 @@ class Job:
     sha256: str | None = None
     content_type: str | None = None
     stored_at: int | None = None
+    manifest_key: str | None = None
     expires_at: int | None = None
+    # Submitted jobs (and their reservations) keep the request they came from.
+    request: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    task_token: str | None = None
+    submission_id: str | None = None  # on a submitted job: its reservation
+    job_request_id: str | None = None  # on a SUBMITTED reservation: the provider's job
+    request_digest: str | None = None  # on a reservation: what the key was first used for
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Job:
         known = {f.name for f in fields(cls)}
         values = {k: _from_dynamo(v) for k, v in item.items() if k in known}
         values["state"] = JobState(values["state"])
-        raw_metadata = item.get("metadata")
-        values["metadata"] = json.loads(raw_metadata) if isinstance(raw_metadata, str) else {}
+        for name in JSON_ATTRIBUTES:
+            raw = item.get(name)
+            values[name] = json.loads(raw) if isinstance(raw, str) else {}
         return cls(**values)
 
 
@@ -121,34 +131,65 @@ class JobStore:
         now: int,
         client_ref: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-        model: str | None = None,
-        submitted_at: int | None = None,
+        outbox: str | None = None,
+        **extra: Any,
     ) -> bool:
-        """Add a pending job. Returns False (and changes nothing) when the id is already known."""
-        item: dict[str, Any] = {
-            "request_id": request_id,
-            "state": JobState.PENDING.value,
-            "registered_at": now,
-            "deadline_at": now + self.max_job_age,
-            "attempts": 0,
-            "due_shard": self.shard_of(request_id),
-            "next_poll_at": now + self.first_poll_delay,
-            "metadata": _to_dynamo(dict(metadata or {})),
-        }
-        for name, value in (("client_ref", client_ref), ("model", model), ("submitted_at", submitted_at)):
-            if value is not None:
-                item[name] = value
+        """Add a pending job. Returns False (and changes nothing) when the id is already known.
+
+        ``extra`` sets further ``Job`` attributes (``model``, ``submitted_at``, ``request``,
+        ``task_token``...); ``outbox`` names an event the new job owes (``Video Generation Submitted``).
+        """
+        item = self.new_item(request_id, JobState.PENDING, now=now, client_ref=client_ref, metadata=metadata, **extra)
+        item.update(attempts=0, due_shard=self.shard_of(request_id), next_poll_at=now + self.first_poll_delay)
+        if outbox is not None:
+            item["outbox"] = str(outbox)
+        return self.put_new(item)
+
+    def put_new(self, item: Mapping[str, Any]) -> bool:
+        """Write ``item`` unless its id exists; False when it did (nothing changed)."""
         try:
-            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(request_id)")
+            self._table.put_item(Item=dict(item), ConditionExpression="attribute_not_exists(request_id)")
         except ClientError as err:
-            if _conditional_failed(err):
+            if is_conditional_failure(err):
                 return False
             raise
         return True
 
+    def new_item(
+        self,
+        request_id: str,
+        state: JobState,
+        *,
+        now: int,
+        client_ref: str | None,
+        metadata: Mapping[str, Any] | None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """A new item in ``state`` (no due-index keys): ``extra`` names further ``Job`` attributes."""
+        known = {f.name for f in fields(Job)}
+        unknown = extra.keys() - known
+        if unknown:
+            raise TypeError(f"not job attributes: {', '.join(sorted(unknown))}")
+        item: dict[str, Any] = {
+            "request_id": request_id,
+            "state": state.value,
+            "registered_at": now,
+            "deadline_at": now + self.max_job_age,
+            "metadata": _to_dynamo(dict(metadata or {})),
+        }
+        if client_ref is not None:
+            item["client_ref"] = client_ref
+        item.update({k: _to_dynamo(v) for k, v in extra.items() if v is not None and v != {}})
+        return item
+
     def get(self, request_id: str) -> Job | None:
         item = self._table.get_item(Key={"request_id": request_id}, ConsistentRead=True).get("Item")
         return Job.from_item(item) if item else None
+
+    @property
+    def table(self) -> Any:
+        """The boto3 ``Table`` (for stores that keep other item kinds in the same table)."""
+        return self._table
 
     def due(self, now: int, *, page_size: int = 100) -> Iterator[list[Job]]:
         """Yield pages of jobs whose next poll time has come, shard by shard."""
@@ -190,7 +231,7 @@ class JobStore:
 
     def claim(self, request_id: str, *, owner: str, now: int, lease_seconds: int) -> Job | None:
         """Take a lease on a job that still needs work; None when another worker holds it or it moved on."""
-        return self._update(
+        return self.conditional_update(
             request_id,
             "SET lease_owner = :owner, lease_until = :until",
             "attribute_exists(due_shard) AND next_poll_at <= :now "
@@ -221,7 +262,7 @@ class JobStore:
         values: dict[str, Any] = {f":{k}": v for k, v in sets.items()}
         values.update({":owner": owner, ":pending": JobState.PENDING.value})
         expr = "SET " + ", ".join(f"#{k} = :{k}" for k in sets) + " REMOVE lease_owner, lease_until"
-        return self._update(
+        return self.conditional_update(
             job.request_id,
             expr,
             "#state = :pending AND lease_owner = :owner",
@@ -231,7 +272,7 @@ class JobStore:
 
     def release(self, job: Job, *, owner: str) -> Job | None:
         """Give a claim back unchanged (the sweep is stopping)."""
-        return self._update(
+        return self.conditional_update(
             job.request_id,
             "REMOVE lease_owner, lease_until",
             "lease_owner = :owner",
@@ -274,16 +315,21 @@ class JobStore:
             condition += " AND lease_owner = :owner"
             values[":owner"] = owner
         expr = "SET " + ", ".join(f"#{k} = :{k}" for k in sets) + " REMOVE lease_owner, lease_until"
-        return self._update(job.request_id, expr, condition, values, names=names)
+        return self.conditional_update(job.request_id, expr, condition, values, names=names)
 
     def clear_outbox(self, job: Job, *, now: int) -> Job | None:
-        """The owed event was accepted: take the job out of the due index (and start its TTL)."""
+        """The owed event was accepted: take the job out of the due index (and start its TTL).
+
+        A pending job (it owed ``Video Generation Submitted``) stays in the index: it still needs polls.
+        """
         expr = "REMOVE outbox, due_shard, next_poll_at, lease_owner, lease_until"
+        if job.state is JobState.PENDING:
+            expr = "REMOVE outbox"
         values: dict[str, Any] = {":outbox": job.outbox, ":state": job.state.value}
         if job.state in TERMINAL_STATES:
             expr = "SET expires_at = :expires " + expr
             values[":expires"] = now + self.finished_ttl
-        return self._update(
+        return self.conditional_update(
             job.request_id,
             expr,
             "outbox = :outbox AND #state = :state",
@@ -293,7 +339,7 @@ class JobStore:
 
     def retire(self, job: Job, *, owner: str) -> Job | None:
         """Take a settled job that owes nothing out of the due index (it has no work left)."""
-        return self._update(
+        return self.conditional_update(
             job.request_id,
             "REMOVE due_shard, next_poll_at, lease_owner, lease_until",
             "lease_owner = :owner AND attribute_not_exists(outbox) AND #state <> :pending",
@@ -303,7 +349,7 @@ class JobStore:
 
     # --- plumbing ---------------------------------------------------------------------------
 
-    def _update(
+    def conditional_update(
         self,
         request_id: str,
         update: str,
@@ -312,6 +358,7 @@ class JobStore:
         *,
         names: Mapping[str, str] | None = None,
     ) -> Job | None:
+        """One ``UpdateItem`` guarded by ``condition``: the job as it is now, or None when the condition failed."""
         kwargs: dict[str, Any] = {
             "Key": {"request_id": request_id},
             "UpdateExpression": update,
@@ -324,10 +371,11 @@ class JobStore:
         try:
             return Job.from_item(self._table.update_item(**kwargs)["Attributes"])
         except ClientError as err:
-            if _conditional_failed(err):
+            if is_conditional_failure(err):
                 return None
             raise
 
 
-def _conditional_failed(err: ClientError) -> bool:
+def is_conditional_failure(err: ClientError) -> bool:
+    """True when DynamoDB refused a write because its condition did not hold (someone else moved first)."""
     return err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"

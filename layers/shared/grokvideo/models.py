@@ -7,10 +7,16 @@ from enum import StrEnum
 
 
 class JobState(StrEnum):
-    """Lifecycle of a job. ``PENDING -> SUCCEEDED -> STORED`` is the happy path."""
+    """Lifecycle of a job. ``PENDING -> SUCCEEDED -> STORED`` is the happy path.
 
+    A submission is ``RESERVED`` under its idempotency key before the create call; it becomes
+    ``SUBMITTED`` (pointing at the provider's job, which starts ``PENDING``) or ``FAILED``.
+    """
+
+    RESERVED = "RESERVED"  # a submission's idempotency record, before the provider answered
     PENDING = "PENDING"
     SUCCEEDED = "SUCCEEDED"
+    SUBMITTED = "SUBMITTED"  # a reservation whose create call returned a request_id
     STORED = "STORED"
     FAILED = "FAILED"
     ARCHIVE_FAILED = "ARCHIVE_FAILED"
@@ -25,6 +31,7 @@ class FailureReason(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     TIMED_OUT = "TIMED_OUT"
     REJECTED = "REJECTED"
+    SUBMIT_UNCERTAIN = "SUBMIT_UNCERTAIN"  # the create call may or may not have started a job
 
 
 class ArchiveFailureReason(StrEnum):

@@ -17,10 +17,21 @@ from grokvideo.jobs import Job
 from grokvideo.models import ArchiveFailureReason, FailureReason
 
 
-def event_for(job: Job) -> events.OutputEvent:
-    """The output event ``job.outbox`` names, with the fields DESIGN.md fixes for it."""
+def event_for(job: Job, detail_type: str | None = None) -> events.OutputEvent:
+    """The output event ``detail_type`` (default: the one ``job.outbox`` owes), built from the job."""
     common: dict[str, Any] = {"request_id": job.request_id, "client_ref": job.client_ref, "metadata": job.metadata}
-    match job.outbox:
+    wanted = detail_type or job.outbox
+    match wanted:
+        case events.DetailType.SUBMITTED:
+            return events.generation_submitted(
+                **common,
+                idempotency_key=job.idempotency_key,
+                model=job.model or str(job.request.get("model") or ""),
+                duration=job.request.get("duration"),
+                resolution=job.request.get("resolution"),
+                aspect_ratio=job.request.get("aspect_ratio"),
+                submitted_at=job.submitted_at or job.registered_at,
+            )
         case events.DetailType.SUCCEEDED:
             return events.generation_succeeded(
                 **common,
@@ -47,6 +58,7 @@ def event_for(job: Job) -> events.OutputEvent:
                 content_type=job.content_type or "video/mp4",
                 duration=job.duration,
                 model=job.model,
+                manifest_key=job.manifest_key,
             )
         case events.DetailType.ARCHIVE_FAILED:
             return events.archive_failed(
@@ -54,4 +66,4 @@ def event_for(job: Job) -> events.OutputEvent:
                 reason=job.reason or ArchiveFailureReason.TRANSFER_FAILED,
                 message=job.message or "",
             )
-    raise GrokVideoError(f"job {job.request_id} owes no known event (outbox={job.outbox!r})")
+    raise GrokVideoError(f"no {wanted!r} event can be built for job {job.request_id}")

@@ -18,8 +18,6 @@ from grokvideo.errors import ValidationError
 from grokvideo.jobs import JobStore
 from grokvideo.validation import parse_track_request
 
-INVALID_REQUEST = "INVALID_REQUEST"
-
 
 class Publisher(Protocol):
     def publish_one(self, event: events.OutputEvent) -> None: ...
@@ -45,14 +43,21 @@ def register_track_request(
     except ValidationError as err:
         publisher.publish_one(
             events.request_rejected(
-                reason=INVALID_REQUEST,
+                reason=events.INVALID_REQUEST,
                 errors=err.errors,
                 # The builder echoes these only when they are themselves valid.
+                request_id=detail.get("request_id"),
                 client_ref=detail.get("client_ref"),
                 metadata=detail.get("metadata"),
             )
         )
         return Registration(request_id=None, created=False, errors=err.errors)
-    created = store.register(request.request_id, now=now, client_ref=request.client_ref, metadata=request.metadata)
+    created = store.register(
+        request.request_id,
+        now=now,
+        client_ref=request.client_ref,
+        metadata=request.metadata,
+        task_token=request.task_token,
+    )
     return Registration(request_id=request.request_id, created=created)
 

@@ -23,6 +23,11 @@ from grokvideo.copier import Copier
 from grokvideo.errors import ConfigurationError
 from grokvideo.events import EventPublisher
 from grokvideo.jobs import JobStore
+from grokvideo.presign import SIGNING, S3Presigner
+from grokvideo.queues import SqsRequeue
+from grokvideo.ratelimit import SharedRateLimiter
+from grokvideo.reservations import Reservations
+from grokvideo.submitter import Submitter
 from grokvideo.sweep import Sweeper
 from grokvideo.urlguard import UrlGuard
 
@@ -30,6 +35,9 @@ from grokvideo.urlguard import UrlGuard
 # without a redeploy.
 API_KEY_MAX_AGE = 300
 AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 4})
+# A create answers slower than a poll, and a create that times out after sending ends
+# SUBMIT_UNCERTAIN: give it longer than a poll.
+CREATE_READ_TIMEOUT = 30.0
 
 
 @cache
@@ -77,6 +85,27 @@ def api_key() -> str:
 def cometapi() -> CometApiClient:
     s = settings()
     return CometApiClient(s.api_base_url, api_key, maxsize=max(s.poll_concurrency, 10))
+
+
+@cache
+def submitter() -> Submitter:
+    s = settings().require("table_name", "event_bus_name")
+    store = job_store()
+    return Submitter(
+        store,
+        Reservations(store, lease_seconds=s.submit_lease_seconds),
+        SharedRateLimiter(store.table, "submit", per_second=s.submit_rate_per_second),
+        CometApiClient(s.api_base_url, api_key, read_timeout=CREATE_READ_TIMEOUT, maxsize=4),
+        publisher(),
+        S3Presigner(boto3.client("s3", config=AWS_CONFIG.merge(SIGNING))),
+        input_buckets=s.input_bucket_names,
+    )
+
+
+@cache
+def submit_requeue() -> SqsRequeue:
+    s = settings().require("submit_queue_url")
+    return SqsRequeue(boto3.client("sqs", config=AWS_CONFIG), s.submit_queue_url)
 
 
 def sweeper() -> Sweeper:

@@ -2,7 +2,7 @@
 
 ``parse_status`` reads ``GET /grok/v1/videos/{id}`` (the envelope, the bare xAI object, 202/empty
 bodies, error bodies); ``parse_created`` reads the answer of a create call. Neither does I/O, and
-neither raises anything but the ``CometApiError`` family (shapes: ``/work/shared/COMETAPI.md``).
+neither raises anything but the ``CometApiError`` family (the shapes are listed in ``docs/PROVIDER.md``).
 
 >>> parse_status(200, b'{"status": "pending", "progress": 40}')
 Pending(provider_status='pending', progress=40, missing_url=False)

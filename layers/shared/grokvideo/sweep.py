@@ -222,8 +222,12 @@ class Sweeper:
                 self._count(lost_claims=1)
                 return False
             if job.outbox:
-                self._deliver(job)
-            elif job.state is not JobState.PENDING:
+                delivered = self._deliver(job)
+                # A pending job that owed its Submitted event still needs its poll (the claim is ours).
+                if delivered is None or delivered.state is not JobState.PENDING:
+                    return True
+                job = delivered
+            if job.state is not JobState.PENDING:
                 logger.warning("settled job left in the due index: retiring it", extra={"request_id": request_id})
                 self.store.retire(job, owner=self.owner)
             elif self._stop.is_set():
@@ -364,8 +368,11 @@ class Sweeper:
         logger.info("job finished", extra={"request_id": job.request_id, "state": to_state.value})
         self._deliver(moved)
 
-    def _deliver(self, job: Job) -> None:
-        """Publish the event the job owes; only once accepted does it leave the due index."""
+    def _deliver(self, job: Job) -> Job | None:
+        """Publish the event the job owes; only once accepted does it leave the due index.
+
+        Returns the job as it is now, or None when the event is still owed (or the job moved on).
+        """
         try:
             self.publisher.publish_one(event_for(job))
         except EventPublishError as err:
@@ -374,9 +381,9 @@ class Sweeper:
                 extra={"request_id": job.request_id, "detail_type": job.outbox, "error": str(err)},
             )
             self._count(publish_errors=1)
-            return
-        self.store.clear_outbox(job, now=int(self.clock()))
+            return None
         self._count(events_published=1)
+        return self.store.clear_outbox(job, now=int(self.clock()))
 
     # --- bookkeeping ------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -47,11 +47,18 @@ DEFAULT_MODEL = "grok-imagine-video"
 HD_MODEL = "grok-imagine-video-1.5"  # the only model that renders 1080p
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
 RESOLUTIONS = ("480p", "720p", "1080p")
+IDEMPOTENCY_KEY_MAX_LENGTH = 128
+TASK_TOKEN_MAX_LENGTH = 8192  # real Step Functions tokens are long opaque strings: bound, never parse
+S3_KEY_MAX_LENGTH = 1024
+SUBMISSION_PREFIX = "submission-"
+"""Ids of this stack's own submission records start with this; a track request may not use it."""
 DURATION_MIN, DURATION_MAX = 1, 15
 DEFAULT_DURATION = 6
 """Seconds. Always sent to the provider, which bills an omitted duration as 8 s; 6 s is our default."""
 
 _SHOWN = 64  # at most this many characters of a bad value appear in a message
+_TOKEN = re.compile(r"\A[!-~]+\Z")  # printable ASCII, no spaces
+_BUCKET = re.compile(r"\A[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 _DATA_URL = re.compile(r"\Adata:image/(png|jpeg|webp);base64,([A-Za-z0-9+/]*={0,2})\Z")
 
 
@@ -150,6 +157,64 @@ def validate_metadata(value: object, field: str = "metadata") -> dict[str, Any]:
     return dict(value)
 
 
+def validate_idempotency_key(value: object, field: str = "idempotency_key") -> str | None:
+    """Optional caller key: 1-128 printable ASCII characters without spaces. Absent -> None.
+
+    >>> validate_idempotency_key("order-1042/v2")
+    'order-1042/v2'
+    """
+    return _token(value, field, IDEMPOTENCY_KEY_MAX_LENGTH)
+
+
+def validate_task_token(value: object, field: str = "task_token") -> str | None:
+    """Optional Step Functions task token: kept, never parsed; 1-8192 printable ASCII characters."""
+    return _token(value, field, TASK_TOKEN_MAX_LENGTH)
+
+
+def _token(value: object, field: str, max_length: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError([f"{field}: must be a string, got {_type_name(value)}"])
+    if not 1 <= len(value) <= max_length:
+        raise ValidationError([f"{field}: must be 1-{max_length} characters, got {len(value)}"])
+    if not _TOKEN.match(value):
+        raise ValidationError([f"{field}: must be printable ASCII without spaces"])
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class S3Location:
+    """An ``s3://bucket/key`` input.
+
+    >>> S3Location.parse("s3://my-inputs/cats/1.png", "image_url", allowed=("my-inputs",))
+    S3Location(bucket='my-inputs', key='cats/1.png')
+    """
+
+    bucket: str
+    key: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @classmethod
+    def parse(cls, value: str, field: str, *, allowed: Collection[str]) -> S3Location:
+        bucket, _, key = value.removeprefix("s3://").partition("/")
+        if not _BUCKET.match(bucket) or not key:
+            raise ValidationError([f"{field}: must be s3://<bucket>/<key>, got {_show(value)}"])
+        if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in key):
+            raise ValidationError([f"{field}: the S3 key must not contain control characters or lone surrogates"])
+        if len(key.encode("utf-8")) > S3_KEY_MAX_LENGTH:
+            raise ValidationError([f"{field}: the S3 key must be at most {S3_KEY_MAX_LENGTH} bytes as UTF-8"])
+        if bucket not in allowed:
+            listed = ", ".join(sorted(allowed)) or "none"
+            raise ValidationError(
+                [f"{field}: bucket {bucket!r} is not an input bucket of this stack (InputBucketNames: {listed})"]
+            )
+        return cls(bucket, key)
+
+
 # --- whole input events -----------------------------------------------------------------------
 
 
@@ -160,6 +225,11 @@ class TrackRequest:
     request_id: str
     client_ref: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    task_token: str | None = None
+
+
+Input = str | S3Location
+"""An input image or video: an https (or, for images, data:) URL as given, or an S3 object."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,20 +241,28 @@ class GenerationRequest:
     aspect_ratio: str | None = None
     resolution: str | None = None
     model: str = DEFAULT_MODEL
-    image_url: str | None = None
+    image: Input | None = None
     client_ref: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    task_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class EditRequest:
-    """A valid ``Video Edit Requested`` detail."""
+    """A valid ``Video Edit Requested`` detail: exactly one of ``video`` and ``source_request_id``."""
 
     prompt: str
-    video_url: str
+    video: Input | None = None
+    source_request_id: str | None = None
     model: str = DEFAULT_MODEL
     client_ref: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    task_token: str | None = None
+
+
+SubmitRequest = GenerationRequest | EditRequest
 
 
 class _Collector:
@@ -273,6 +351,21 @@ def _https_url(value: object, field: str) -> str:
     return value
 
 
+def _input_url(allowed: Collection[str], *, data_urls: bool) -> Callable[[object, str], Input | None]:
+    """Check an input URL: https, ``s3://`` in an allowed bucket, or (images) a data URL."""
+
+    def check(value: object, field: str) -> Input | None:
+        if value is None:
+            return None
+        if isinstance(value, str) and value.startswith("s3://"):
+            return S3Location.parse(value, field, allowed=allowed)
+        if data_urls:
+            return _image_url(value, field)
+        return _https_url(value, field)
+
+    return check
+
+
 def _image_url(value: object, field: str) -> str | None:
     if value is None:
         return None
@@ -300,14 +393,19 @@ def parse_track_request(detail: Mapping[str, Any]) -> TrackRequest:
     d = _detail(detail)
     c = _Collector()
     request_id = c.check(validate_request_id, d.get("request_id"), "request_id", "")
+    if request_id.startswith(SUBMISSION_PREFIX):
+        c.errors.append(f"request_id: the prefix {SUBMISSION_PREFIX!r} is reserved for this stack's submissions")
     client_ref = c.check(validate_client_ref, d.get("client_ref"), "client_ref", None)
     metadata: dict[str, Any] = c.check(validate_metadata, d.get("metadata"), "metadata", {})
+    task_token = c.check(validate_task_token, d.get("task_token"), "task_token", None)
     c.done()
-    return TrackRequest(request_id=request_id, client_ref=client_ref, metadata=metadata)
+    return TrackRequest(request_id=request_id, client_ref=client_ref, metadata=metadata, task_token=task_token)
 
 
-def parse_generation_request(detail: Mapping[str, Any]) -> GenerationRequest:
+def parse_generation_request(detail: Mapping[str, Any], *, input_buckets: Collection[str] = ()) -> GenerationRequest:
     """Validate a ``Video Generation Requested`` detail (duration defaults to ``DEFAULT_DURATION``).
+
+    ``s3://`` images must be in ``input_buckets``.
 
     >>> parse_generation_request({"prompt": "a red fox in snow"}).duration
     6
@@ -321,9 +419,11 @@ def parse_generation_request(detail: Mapping[str, Any]) -> GenerationRequest:
     model = c.check(_choice(MODELS, DEFAULT_MODEL), d.get("model"), "model", None)
     if resolution == "1080p" and model is not None and model != HD_MODEL:
         c.errors.append(f"resolution: 1080p requires model {HD_MODEL}, got {model!r}")
-    image_url = c.check(_image_url, d.get("image_url"), "image_url", None)
+    image = c.check(_input_url(input_buckets, data_urls=True), d.get("image_url"), "image_url", None)
     client_ref = c.check(validate_client_ref, d.get("client_ref"), "client_ref", None)
     metadata: dict[str, Any] = c.check(validate_metadata, d.get("metadata"), "metadata", {})
+    key = c.check(validate_idempotency_key, d.get("idempotency_key"), "idempotency_key", None)
+    task_token = c.check(validate_task_token, d.get("task_token"), "task_token", None)
     c.done()
     return GenerationRequest(
         prompt=prompt,
@@ -331,14 +431,17 @@ def parse_generation_request(detail: Mapping[str, Any]) -> GenerationRequest:
         aspect_ratio=aspect_ratio,
         resolution=resolution,
         model=model or DEFAULT_MODEL,
-        image_url=image_url,
+        image=image,
         client_ref=client_ref,
         metadata=metadata,
+        idempotency_key=key,
+        task_token=task_token,
     )
 
 
-def parse_edit_request(detail: Mapping[str, Any]) -> EditRequest:
-    """Validate a ``Video Edit Requested`` detail.
+def parse_edit_request(detail: Mapping[str, Any], *, input_buckets: Collection[str] = ()) -> EditRequest:
+    """Validate a ``Video Edit Requested`` detail: ``video_url`` (https or ``s3://`` in
+    ``input_buckets``) or ``source_request_id`` (a stored job of this stack), not both.
 
     >>> parse_edit_request({"prompt": "make it snow", "video_url": "https://example.com/a.mp4"}).model
     'grok-imagine-video'
@@ -346,15 +449,26 @@ def parse_edit_request(detail: Mapping[str, Any]) -> EditRequest:
     d = _detail(detail)
     c = _Collector()
     prompt = c.check(_prompt, d.get("prompt"), "prompt", "")
-    video_url = c.check(_https_url, d.get("video_url"), "video_url", "")
+    video = c.check(_input_url(input_buckets, data_urls=False), d.get("video_url"), "video_url", None)
+    source = d.get("source_request_id")
+    source_request_id = None if source is None else c.check(validate_request_id, source, "source_request_id", None)
+    if d.get("video_url") is None and source is None:
+        c.errors.append("video_url: is required (or source_request_id, a stored job of this stack)")
+    elif d.get("video_url") is not None and source is not None:
+        c.errors.append("source_request_id: give either video_url or source_request_id, not both")
     model = c.check(_choice(MODELS, DEFAULT_MODEL), d.get("model"), "model", None)
     client_ref = c.check(validate_client_ref, d.get("client_ref"), "client_ref", None)
     metadata: dict[str, Any] = c.check(validate_metadata, d.get("metadata"), "metadata", {})
+    key = c.check(validate_idempotency_key, d.get("idempotency_key"), "idempotency_key", None)
+    task_token = c.check(validate_task_token, d.get("task_token"), "task_token", None)
     c.done()
     return EditRequest(
         prompt=prompt,
-        video_url=video_url,
+        video=video,
+        source_request_id=source_request_id,
         model=model or DEFAULT_MODEL,
         client_ref=client_ref,
         metadata=metadata,
+        idempotency_key=key,
+        task_token=task_token,
     )

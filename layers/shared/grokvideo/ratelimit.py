@@ -1,0 +1,96 @@
+"""A rate shared by every process that uses one DynamoDB item: the provider's create limit.
+
+The item keeps the next free slot (GCRA's "theoretical arrival time", epoch milliseconds). A
+caller takes the slot with a write conditional on the value it read, then waits until the slot
+starts, so creates leave evenly spaced at ``per_second`` across all concurrent invocations, with
+no burst above the rate. A 429 from the provider pushes the next slot past its ``Retry-After``,
+which pauses every caller.
+
+>>> limiter = SharedRateLimiter(table, "submit", per_second=1)     # doctest: +SKIP
+>>> slot = limiter.take(max_wait=20)                              # doctest: +SKIP
+>>> slot.taken, round(slot.wait, 1)                               # doctest: +SKIP
+(True, 0.7)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from grokvideo.jobs import is_conditional_failure
+
+LIMITER_PREFIX = "#limiter#"  # '#' is never in a request id: no job can share the item's key
+MAX_TRIES = 8  # conditional writes lost to other callers before giving up for now
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """``taken``: the caller owns a slot starting in ``wait`` seconds. Not taken: the next slot is
+    ``wait`` seconds away, more than the caller would wait (nothing was written)."""
+
+    taken: bool
+    wait: float
+
+
+class SharedRateLimiter:
+    def __init__(self, table: Any, name: str, *, per_second: float, clock: Callable[[], float] = time.time) -> None:
+        if per_second <= 0:
+            raise ValueError("per_second must be > 0")
+        self._table = table
+        self._key = {"request_id": LIMITER_PREFIX + name}
+        self.interval_ms = max(1, round(1000 / per_second))
+        self.clock = clock
+
+    def take(self, *, max_wait: float) -> Slot:
+        """Take the next free slot if it starts within ``max_wait`` seconds."""
+        for _ in range(MAX_TRIES):
+            seen = self._next_slot_ms()
+            now_ms = int(self.clock() * 1000)
+            start = max(seen or 0, now_ms)
+            wait = (start - now_ms) / 1000
+            if wait > max_wait:
+                return Slot(False, wait)
+            if self._move(seen, start + self.interval_ms):
+                return Slot(True, wait)
+        return Slot(False, self.interval_ms / 1000)  # heavy contention: come back shortly
+
+    def pause(self, seconds: float) -> None:
+        """No slot starts before ``seconds`` from now (the provider said 429 / Retry-After)."""
+        until = int((self.clock() + seconds) * 1000)
+        try:
+            self._table.update_item(
+                Key=self._key,
+                UpdateExpression="SET next_slot_ms = :until",
+                ConditionExpression="attribute_not_exists(next_slot_ms) OR next_slot_ms < :until",
+                ExpressionAttributeValues={":until": until},
+            )
+        except ClientError as err:
+            if not is_conditional_failure(err):
+                raise
+
+    def _next_slot_ms(self) -> int | None:
+        item = self._table.get_item(Key=self._key, ConsistentRead=True).get("Item")
+        return int(item["next_slot_ms"]) if item and "next_slot_ms" in item else None
+
+    def _move(self, seen: int | None, to: int) -> bool:
+        """Set the next slot to ``to`` if nobody moved it since we read ``seen``."""
+        condition = "attribute_not_exists(next_slot_ms)" if seen is None else "next_slot_ms = :seen"
+        values: dict[str, Any] = {":to": to}
+        if seen is not None:
+            values[":seen"] = seen
+        try:
+            self._table.update_item(
+                Key=self._key,
+                UpdateExpression="SET next_slot_ms = :to",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as err:
+            if is_conditional_failure(err):
+                return False
+            raise
+        return True
