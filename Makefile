@@ -47,7 +47,7 @@ local-down: venv ## stop the local emulator and everything it started
 local-status: venv ## stack outputs and jobs by state
 	$(PY) local/stack.py status
 
-bench: venv ## the benchmarks in DESIGN.md, each also runnable alone
+bench: venv ## the benchmarks (README "Benchmarks"), each also runnable alone
 	$(PY) benchmarks/poll_sweep.py
 	$(PY) benchmarks/copy_video.py
 	$(PY) benchmarks/cold_start.py

@@ -1,6 +1,6 @@
 """Cold start: how long importing each handler module takes in a fresh interpreter.
 
-Run alone: ``python benchmarks/cold_start.py [--runs 7]``. Target (DESIGN.md): <= 300 ms.
+Run alone: ``python benchmarks/cold_start.py [--runs 7]``. Target: <= 300 ms.
 Each run is a new process (nothing cached in memory; the OS file cache is warm, as on a warm
 Lambda host). The import includes Powertools, boto3 and the package, as Lambda's init does.
 """

@@ -2,7 +2,7 @@
 
     python benchmarks/copy_video.py [--size-mib 1024] [--repeat 3]
 
-Targets (DESIGN.md): peak RSS of the copying process <= 200 MB for a 1 GiB video; throughput
+Targets: peak RSS of the copying process <= 200 MB for a 1 GiB video; throughput
 >= 70 % of a plain download of the same bytes to a temp file followed by ``s3.upload_file``.
 
 Layout, so each measurement is of one process alone:

@@ -10,7 +10,7 @@ Side by side, in one run, against the fake CometAPI (its own process, with injec
 3. DynamoDB items read by one sweep with ``--finished`` finished jobs in the table next to
    ``--due`` due ones (in-process moto: only item counts matter here).
 
-Targets (DESIGN.md): sweep >= 80 % of concurrency / latency; >= 10x the sequential loop at
+Targets: sweep >= 80 % of concurrency / latency; >= 10x the sequential loop at
 concurrency 16; items read <= 1.05 x jobs due.
 """
 

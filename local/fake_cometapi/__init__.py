@@ -1,6 +1,6 @@
 """A fake CometAPI (Grok video routes) for tests, benchmarks and the demo. Standard library only.
 
-It speaks the provider's API as ``../shared/COMETAPI.md`` describes it, serves the video bytes the
+It speaks the provider's API as ``docs/PROVIDER.md`` describes it, serves the video bytes the
 status answer points at, and injects faults on demand. Three ways to use it:
 
 In a test (in-process, one thread per connection)::

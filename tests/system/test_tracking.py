@@ -114,7 +114,7 @@ def test_finished_video_is_stored_once_with_the_providers_bytes(
 
     # Provider "done" -> Video Stored. Timestamps are whole seconds (stored_at and the events'
     # `time` are truncated), so the copy time read from two event times can be 1 s short: the
-    # bound gets 1 s of slack on top of DESIGN.md's "poll interval + copy time + 5 s".
+    # bound gets 1 s of slack on top of the README's "poll interval + copy time + 5 s".
     done = job.created_wall + job.ready_after
     stored_at = int(item["stored_at"])
     copy_s = event_time(stored) - event_time(succeeded)
