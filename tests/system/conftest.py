@@ -45,6 +45,9 @@ API_KEY = "test-key"
 POLL_INTERVAL = 5  # PollIntervalSeconds: the template's minimum
 TEST_SOURCE = "com.example.systemtest"
 TRACK = "Video Job Track Requested"
+GENERATE = "Video Generation Requested"
+EDIT = "Video Edit Requested"
+SUBMITTED = "Video Generation Submitted"
 SUCCEEDED = "Video Generation Succeeded"
 FAILED = "Video Generation Failed"
 STORED = "Video Stored"
@@ -362,6 +365,10 @@ class Scenarios:
     refused_url: str = "https://169.254.169.254/latest/meta-data/"
     invalid_request_id: str = "../etc/passwd"
     registered_at: float = 0.0
+    # Submitted from a prompt (twice, with one idempotency key): the request, and the provider
+    # jobs the submit tests saw created (they add them, so the session-wide checks know them).
+    generation: dict[str, Any] = field(default_factory=dict)
+    submitted: list[str] = field(default_factory=list)
 
     def client_ref(self, name: str) -> str:
         return f"systemtest-{name}-{self.run}"
@@ -416,6 +423,17 @@ def jobs(stack: Stack, events: EventLog, fake: FakeCometAPI) -> Scenarios:
         TRACK,
         {"request_id": sc.invalid_request_id, "client_ref": sc.invalid_ref, "metadata": sc.metadata("invalid")},
     )
+    sc.generation = {
+        "prompt": f"a red fox in fresh snow, systemtest {run} [ready_after=3]",
+        "duration": 1,
+        "resolution": "480p",
+        "aspect_ratio": "16:9",
+        "client_ref": sc.client_ref("generated"),
+        "metadata": sc.metadata("generated"),
+        "idempotency_key": f"systemtest-generated-{run}",
+    }
+    events.put(GENERATE, sc.generation)
+    events.put(GENERATE, sc.generation)  # a user sending it again: same key, one paid job
     sc.registered_at = time.time()
 
     # A job the provider "finished" with a URL on a host the stack does not allow (the metadata

@@ -48,14 +48,19 @@ def test_every_captured_output_event_matches_its_schema_and_a_scenario(jobs: Sce
     events.drain(wait_seconds=1)
     assert events.events, "no output event captured at all"
     assert events.schema_problems == []
-    known = {*jobs.tracked.values(), jobs.refused, f"client_ref:{jobs.invalid_ref}"}
+    known = {*jobs.tracked.values(), *jobs.submitted, jobs.refused, f"client_ref:{jobs.invalid_ref}"}
     strays = [(e["detail-type"], event_key(e)) for e in events.events if event_key(e) not in known]
     assert strays == []
 
 
 def test_dead_letter_queues_stay_empty(jobs: Scenarios, events: EventLog, stack: Stack) -> None:
     sqs = stack.client("sqs")
-    for output in ("CopyDeadLetterQueueUrl", "RegisterDeadLetterQueueUrl", "PollerScheduleDeadLetterQueueUrl"):
+    for output in (
+        "CopyDeadLetterQueueUrl",
+        "RegisterDeadLetterQueueUrl",
+        "PollerScheduleDeadLetterQueueUrl",
+        "SubmitDeadLetterQueueUrl",
+    ):
         attrs = sqs.get_queue_attributes(
             QueueUrl=stack.outputs[output],
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -64,7 +69,7 @@ def test_dead_letter_queues_stay_empty(jobs: Scenarios, events: EventLog, stack:
         assert int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)) == 0, (output, attrs)
 
 
-def test_register_and_copier_log_no_unexpected_error(jobs: Scenarios, events: EventLog, stack: Stack) -> None:
+def test_register_submit_and_copier_log_no_unexpected_error(jobs: Scenarios, events: EventLog, stack: Stack) -> None:
     errors = [line for line in _json_lines(stack, "RegisterFunctionName") if line.get("level") in ("ERROR", "CRITICAL")]
     assert errors == []
     # The copier's only error is the refused download of the URL-guard scenario.
@@ -72,7 +77,11 @@ def test_register_and_copier_log_no_unexpected_error(jobs: Scenarios, events: Ev
         line for line in _json_lines(stack, "CopierFunctionName") if line.get("level") in ("ERROR", "CRITICAL")
     ]
     assert all(jobs.refused in json.dumps(line) for line in copier_errors), copier_errors
-    for output in ("RegisterFunctionName", "CopierFunctionName"):
+    submit_errors = [
+        line for line in _json_lines(stack, "SubmitFunctionName") if line.get("level") in ("ERROR", "CRITICAL")
+    ]
+    assert submit_errors == []
+    for output in ("RegisterFunctionName", "CopierFunctionName", "SubmitFunctionName"):
         assert _tracebacks(stack, output) == [], output
 
 
@@ -91,7 +100,7 @@ def test_poller_invocations_log_no_unexpected_error(jobs: Scenarios, events: Eve
         for sweep in sweeps:
             failed.update(sweep["failed"])
         succeeded = sum(sweep["succeeded"] for sweep in sweeps)
-        if (failed == expected and succeeded == 2) or time.monotonic() > deadline:
+        if (failed == expected and succeeded == 2 + len(jobs.submitted)) or time.monotonic() > deadline:
             break
         time.sleep(2)
     assert sweeps, "no poller sweep finished"
@@ -100,7 +109,7 @@ def test_poller_invocations_log_no_unexpected_error(jobs: Scenarios, events: Eve
         assert not sweep["auth_failed"], sweep
     # Racing pollers (kicks, retries, the schedule) made one transition per job between them.
     assert failed == expected, sweeps
-    assert succeeded == 2, sweeps
+    assert succeeded == 2 + len(jobs.submitted), sweeps  # the tracked ones and the submitted ones
     errors = [line for line in _json_lines(stack, "PollerFunctionName") if line.get("level") in ("ERROR", "CRITICAL")]
     assert errors == []
     assert _tracebacks(stack, "PollerFunctionName") == []
