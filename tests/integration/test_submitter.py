@@ -545,3 +545,25 @@ def test_the_poller_relays_a_submitted_event_eventbridge_refused(
     job = store.get(rid)
     assert job is not None and job.outbox is None and job.state is JobState.PENDING
     assert job.next_poll_at is not None and job.lease_until is None, "relayed, then polled and rescheduled"
+
+
+@pytest.mark.parametrize("broken", ["limiter", "presigner"])
+def test_a_failure_before_the_create_frees_the_key_so_the_retry_is_not_uncertain(
+    make_submitter: Callable[..., Submitter], store: JobStore, fake: FakeCometAPI, s3: Any, broken: str
+) -> None:
+    event = request_event({"prompt": "a fox", "image_url": f"s3://{INPUTS}/cat.png"})
+    submitter = make_submitter()
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"{broken} is down")
+
+    target = submitter.limiter if broken == "limiter" else submitter.presigner
+    setattr(target, "take" if broken == "limiter" else "presign", boom)
+    with pytest.raises(RuntimeError):
+        submitter.handle(event, time_left=plenty)
+
+    reservation = store.get(submission_id(event["id"]))
+    assert reservation is not None and reservation.state is JobState.RESERVED and reservation.lease_until is None
+    assert creates(fake) == 0
+    assert make_submitter().handle(event, time_left=plenty).outcome == "submitted"
+    assert creates(fake) == 1

@@ -190,7 +190,14 @@ class Submitter:
     # --- the create call ----------------------------------------------------------------------
 
     def _create(self, held: Job, request: SubmitRequest, time_left: Callable[[], float]) -> SubmitResult:
-        slot = self.limiter.take(max_wait=min(MAX_SLOT_WAIT, time_left() - TIME_MARGIN))
+        try:
+            input_url = self._url(request.image if isinstance(request, GenerationRequest) else request.video)
+            slot = self.limiter.take(max_wait=min(MAX_SLOT_WAIT, time_left() - TIME_MARGIN))
+        except Exception:
+            # Nothing was sent: free the key now, or the lease would run out and the next
+            # delivery would have to call this create uncertain.
+            self.reservations.release(held, owner=self.owner)
+            raise
         if not slot.taken:
             self.reservations.release(held, owner=self.owner)
             raise RetryLater("no create slot within this delivery's time", seconds=slot.wait)
@@ -198,7 +205,7 @@ class Submitter:
         attempted_at = int(self.clock())
         verdict: CreateVerdict
         try:
-            verdict = Created(self._send(request))
+            verdict = Created(self._send(request, input_url))
         except CometApiError as err:
             verdict = classify_create(err)
             logger.warning(
@@ -207,7 +214,16 @@ class Submitter:
             )
         match verdict:
             case Created(request_id):
-                return self._submitted(held, request_id, now=int(self.clock()))
+                try:
+                    return self._submitted(held, request_id, now=int(self.clock()))
+                except Exception:
+                    # The provider has the job; if it cannot be recorded now, a redelivery will
+                    # call it uncertain. Say which job it was, for whoever reads that failure.
+                    logger.exception(
+                        "created at the provider but not recorded",
+                        extra={"submission_id": held.request_id, "request_id": request_id},
+                    )
+                    raise
             case Retry(seconds, why, rate_limited):
                 if rate_limited:
                     self.limiter.pause(seconds)
@@ -216,7 +232,8 @@ class Submitter:
             case _:
                 return self._settle(held, verdict, attempted_at=attempted_at)
 
-    def _send(self, request: SubmitRequest) -> str:
+    def _send(self, request: SubmitRequest, input_url: str | None) -> str:
+        """The one create call; ``input_url`` is the image (or the edit's video) as the provider gets it."""
         if isinstance(request, GenerationRequest):
             return self.client.create_generation(
                 request.prompt,
@@ -224,12 +241,11 @@ class Submitter:
                 duration=request.duration,
                 aspect_ratio=request.aspect_ratio,
                 resolution=request.resolution,
-                image_url=self._url(request.image),
+                image_url=input_url,
             )
-        video = self._url(request.video)
-        if video is None:  # parse_edit_request guarantees one; a bug must not reach the provider
+        if input_url is None:  # parse_edit_request guarantees a video; a bug must not reach the provider
             raise ValidationError(["video_url: missing after validation"])
-        return self.client.create_edit(request.prompt, video, model=request.model)
+        return self.client.create_edit(request.prompt, input_url, model=request.model)
 
     def _url(self, value: str | S3Location | None) -> str | None:
         return self.presigner.presign(value) if isinstance(value, S3Location) else value
