@@ -3,9 +3,12 @@
 >>> client = CometApiClient("https://api.cometapi.com", lambda: "sk-example")
 >>> client
 CometApiClient(base_url='https://api.cometapi.com')
->>> request_id = client.create_generation("a red fox in the snow", duration=5)  # doctest: +SKIP
->>> client.get_video(request_id)  # doctest: +SKIP
-Pending(provider_status='IN_PROGRESS/processing', progress=40, missing_url=False)
+
+Use (needs AWS or the provider, so not a doctest)::
+
+    request_id = client.create_generation("a red fox in the snow", duration=5)
+    client.get_video(request_id)
+    # -> Pending(provider_status='IN_PROGRESS/processing', progress=40, missing_url=False)
 
 Policies (one place, so the poller can rely on them):
 

@@ -16,8 +16,10 @@ retryable copy error            ``RetryCopy`` raised: the queue redelivers; on t
                                 ``TRANSFER_FAILED`` and the message goes to the DLQ
 ==============================  ==========================================================
 
->>> copier.copy("4b2cd27e", receive_count=1)          # doctest: +SKIP
-CopyResult(request_id='4b2cd27e', state=<JobState.STORED: 'STORED'>, uploaded=True, announced=True)
+Use (needs AWS or the provider, so not a doctest)::
+
+    copier.copy("4b2cd27e", receive_count=1)
+    # -> CopyResult(request_id='4b2cd27e', state=<JobState.STORED: 'STORED'>, uploaded=True, announced=True)
 """
 
 from __future__ import annotations
@@ -25,13 +27,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
 from grokvideo.archive import StoredVideo, VideoArchiver
 from grokvideo.errors import ArchiveError, EventPublishError, GrokVideoError
-from grokvideo.events import DetailType, OutputEvent
+from grokvideo.events import DetailType, Publisher
 from grokvideo.jobs import Job, JobStore
 from grokvideo.manifest import build_manifest, manifest_key
 from grokvideo.models import ArchiveFailureReason, JobState
@@ -41,10 +42,6 @@ logger = Logger(child=True)
 
 # Permanent reasons: asking again gets the same answer, so a redelivery does not copy again.
 PERMANENT = frozenset(r.value for r in ArchiveFailureReason) - {ArchiveFailureReason.TRANSFER_FAILED.value}
-
-
-class Publisher(Protocol):
-    def publish_one(self, event: OutputEvent) -> None: ...
 
 
 class RetryCopy(GrokVideoError):

@@ -8,7 +8,10 @@ rendered as ISO 8601 UTC strings; unknown values stay ``null``.
 ...                        reason=FailureReason.TIMED_OUT, message="no answer within 3600 s")
 >>> ev.detail_type, ev.detail["reason"]
 (<DetailType.FAILED: 'Video Generation Failed'>, 'TIMED_OUT')
->>> EventPublisher("grokvideo-bus").publish([ev])  # doctest: +SKIP
+
+Use (needs AWS or the provider, so not a doctest)::
+
+    EventPublisher("grokvideo-bus").publish([ev])
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from grokvideo.config import DEFAULT_EVENT_SOURCE
 from grokvideo.errors import EventPublishError, EventTooLargeError, ValidationError
@@ -62,6 +65,12 @@ class OutputEvent:
     def request_id(self) -> str | None:
         rid = self.detail.get("request_id")
         return rid if isinstance(rid, str) else None
+
+
+class Publisher(Protocol):
+    """What every function needs of the bus: put one event on it or raise ``EventPublishError``."""
+
+    def publish_one(self, event: OutputEvent) -> None: ...
 
 
 # --- detail builders --------------------------------------------------------------------------
@@ -321,8 +330,10 @@ class _Item:
 class EventPublisher:
     """Sends output events to the bus: batches of 10 (and under 256 KiB), failed entries retried.
 
-    >>> pub = EventPublisher("grokvideo-bus", client=fake_client, sleep=lambda s: None)  # doctest: +SKIP
-    >>> pub.publish_one(ev)  # doctest: +SKIP
+    Use (needs AWS or the provider, so not a doctest)::
+
+        pub = EventPublisher("grokvideo-bus", client=fake_client, sleep=lambda s: None)
+        pub.publish_one(ev)
     """
 
     def __init__(

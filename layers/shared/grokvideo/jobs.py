@@ -4,12 +4,14 @@ Every write that moves a job is conditional on the state it leaves, so two polle
 job produce one transition. Jobs that need work (pending, or owing an event) carry the keys of
 the sparse ``due`` index (``due_shard``, ``next_poll_at``); a sweep queries only those.
 
->>> store = JobStore("grokvideo-jobs")                      # doctest: +SKIP
->>> store.register("4b2cd27e-0b0d", now=1_700_000_000)       # doctest: +SKIP
-True
->>> for page in store.due(now=1_700_000_010):                # doctest: +SKIP
-...     for job in page:
-...         claimed = store.claim(job.request_id, owner="sweep-1", now=1_700_000_010)
+Use (needs AWS or the provider, so not a doctest)::
+
+    store = JobStore("grokvideo-jobs")
+    store.register("4b2cd27e-0b0d", now=1_700_000_000)
+    # -> True
+    for page in store.due(now=1_700_000_010):
+        for job in page:
+            claimed = store.claim(job.request_id, owner="sweep-1", now=1_700_000_010)
 """
 
 from __future__ import annotations

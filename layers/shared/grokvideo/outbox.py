@@ -3,8 +3,10 @@
 A transition records only the detail-type it owes (``Job.outbox``); the detail is derived from
 the stored job, so the first attempt and a relay after a crash send the same event.
 
->>> event_for(job).detail_type                                  # doctest: +SKIP
-<DetailType.SUCCEEDED: 'Video Generation Succeeded'>
+>>> from grokvideo.models import JobState
+>>> job = Job("4b2cd27e", JobState.FAILED, 0, 3600, outbox="Video Generation Failed", reason="EXPIRED")
+>>> event_for(job).detail["reason"]
+'EXPIRED'
 """
 
 from __future__ import annotations

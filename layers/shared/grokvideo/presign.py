@@ -1,7 +1,9 @@
 """Short-lived presigned GET URLs: how the provider reads an input that lives in S3.
 
->>> S3Presigner(boto3.client("s3")).presign(S3Location("my-inputs", "cat.png"))   # doctest: +SKIP
-'https://my-inputs.s3.amazonaws.com/cat.png?X-Amz-Algorithm=...'
+Use (needs AWS or the provider, so not a doctest)::
+
+    S3Presigner(boto3.client("s3")).presign(S3Location("my-inputs", "cat.png"))
+    # -> 'https://my-inputs.s3.amazonaws.com/cat.png?X-Amz-Algorithm=...'
 
 The URL is a credential: it is handed to the provider and nowhere else (never logged, stored or
 put in an event; the job record keeps the ``s3://`` URI).

@@ -1,6 +1,8 @@
 """SQS: hand a message back to its queue for later, without waiting out the long visibility timeout.
 
->>> SqsRequeue(boto3.client("sqs"), queue_url).later(record.receipt_handle, seconds=7)   # doctest: +SKIP
+Use (needs AWS or the provider, so not a doctest)::
+
+    SqsRequeue(boto3.client("sqs"), queue_url).later(record.receipt_handle, seconds=7)
 """
 
 from __future__ import annotations

@@ -6,10 +6,12 @@ starts, so creates leave evenly spaced at ``per_second`` across all concurrent i
 no burst above the rate. A 429 from the provider pushes the next slot past its ``Retry-After``,
 which pauses every caller.
 
->>> limiter = SharedRateLimiter(table, "submit", per_second=1)     # doctest: +SKIP
->>> slot = limiter.take(max_wait=20)                              # doctest: +SKIP
->>> slot.taken, round(slot.wait, 1)                               # doctest: +SKIP
-(True, 0.7)
+Use (needs AWS or the provider, so not a doctest)::
+
+    limiter = SharedRateLimiter(table, "submit", per_second=1)
+    slot = limiter.take(max_wait=20)
+    slot.taken, round(slot.wait, 1)
+    # -> (True, 0.7)
 """
 
 from __future__ import annotations

@@ -3,24 +3,22 @@
 An invalid request never reaches a URL or the table: it is answered with ``Video Request
 Rejected`` naming every offending field.
 
->>> register_track_request({"request_id": "4b2cd27e"}, store=store, publisher=pub, now=0)  # doctest: +SKIP
-Registration(request_id='4b2cd27e', created=True, errors=[])
+Use (needs AWS or the provider, so not a doctest)::
+
+    register_track_request({"request_id": "4b2cd27e"}, store=store, publisher=pub, now=0)
+    # -> Registration(request_id='4b2cd27e', created=True, errors=[])
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from grokvideo import events
 from grokvideo.errors import ValidationError
 from grokvideo.jobs import JobStore
 from grokvideo.validation import parse_track_request
-
-
-class Publisher(Protocol):
-    def publish_one(self, event: events.OutputEvent) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +33,7 @@ class Registration:
 
 
 def register_track_request(
-    detail: Mapping[str, Any], *, store: JobStore, publisher: Publisher, now: int
+    detail: Mapping[str, Any], *, store: JobStore, publisher: events.Publisher, now: int
 ) -> Registration:
     """Validate the detail of a track request and add the job (idempotent on ``request_id``)."""
     try:

@@ -7,8 +7,10 @@ accepted (after a 429), so a later delivery may send it. It ends ``SUBMITTED`` (
 provider's job in ``job_request_id``) or ``FAILED`` (owing its ``Video Generation Failed``, which
 the outbox delivers like any other job's).
 
->>> held = reservations.reserve("submission-ab12", owner="me", now=0, fields=fields)   # doctest: +SKIP
->>> reservations.mark_submitted(held, owner="me", request_id="4b2cd27e", now=1)          # doctest: +SKIP
+Use (needs AWS or the provider, so not a doctest)::
+
+    held = reservations.reserve("submission-ab12", owner="me", now=0, fields=fields)
+    reservations.mark_submitted(held, owner="me", request_id="4b2cd27e", now=1)
 """
 
 from __future__ import annotations

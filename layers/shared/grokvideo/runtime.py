@@ -3,7 +3,9 @@
 Handlers call these factories; each builds its object on first use and reuses it while the
 execution environment stays warm.
 
->>> store = job_store()          # doctest: +SKIP
+Use (needs AWS or the provider, so not a doctest)::
+
+    store = job_store()
 """
 
 from __future__ import annotations

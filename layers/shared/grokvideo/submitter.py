@@ -5,9 +5,11 @@ rate, calls the provider once, and records the outcome; the decisions are ``grok
 this class only carries them out. ``RetryLater`` asks the queue to deliver the message again after
 ``seconds`` (a 429, a provider that could not be reached, another delivery in flight).
 
->>> result = submitter.handle(event, time_left=lambda: 50)                 # doctest: +SKIP
->>> result.outcome, result.request_id                                     # doctest: +SKIP
-('submitted', '4b2cd27e-0b0d-3dec-c31c-7572daf74bb3')
+Use (needs AWS or the provider, so not a doctest)::
+
+    result = submitter.handle(event, time_left=lambda: 50)
+    result.outcome, result.request_id
+    # -> ('submitted', '4b2cd27e-0b0d-3dec-c31c-7572daf74bb3')
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from aws_lambda_powertools import Logger
 
 from grokvideo import events
 from grokvideo.errors import CometApiError, EventPublishError, GrokVideoError, ValidationError
-from grokvideo.events import DetailType, OutputEvent
+from grokvideo.events import DetailType, Publisher
 from grokvideo.jobs import Job, JobStore
 from grokvideo.models import FailureReason, JobState
 from grokvideo.outbox import event_for
@@ -77,10 +79,6 @@ class Creator(Protocol):
     ) -> str: ...
 
     def create_edit(self, prompt: str, video_url: str, *, model: str) -> str: ...
-
-
-class Publisher(Protocol):
-    def publish_one(self, event: OutputEvent) -> None: ...
 
 
 class Presigner(Protocol):
