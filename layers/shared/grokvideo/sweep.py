@@ -29,11 +29,11 @@ from typing import Protocol
 from aws_lambda_powertools import Logger
 
 from grokvideo.backoff import PollSchedule
-from grokvideo.errors import CometApiError, EventPublishError
+from grokvideo.errors import CometApiError
 from grokvideo.events import DetailType, Publisher
 from grokvideo.jobs import Job, JobStore
 from grokvideo.models import Failed, JobState, PollStatus, Succeeded
-from grokvideo.outbox import event_for
+from grokvideo.outbox import RELAY_AFTER, Relay
 from grokvideo.polling import (
     FRESH_ID_GRACE,
     MISSING_URL_LIMIT,
@@ -120,7 +120,7 @@ class Sweeper:
         schedule: PollSchedule | None = None,
         lease_seconds: int = 120,
         sweep_seconds: float = 50,
-        relay_after: int = 30,
+        relay_after: int = RELAY_AFTER,
         fresh_id_grace: int = FRESH_ID_GRACE,
         missing_url_limit: int = MISSING_URL_LIMIT,
         clock: Callable[[], float] = time.time,
@@ -135,6 +135,7 @@ class Sweeper:
         self.relay_after = relay_after
         self.policy = PollPolicy(self.schedule, fresh_id_grace=fresh_id_grace, missing_url_limit=missing_url_limit)
         self.clock, self.sleep = clock, sleep
+        self.relay = Relay(store, publisher, clock=clock)
         self.owner = owner or f"sweep-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.gate = RateGate(clock, sleep)
         # ``concurrency`` bounds calls in flight to the provider; the pool has twice as many
@@ -337,21 +338,10 @@ class Sweeper:
         self._deliver(moved)
 
     def _deliver(self, job: Job) -> Job | None:
-        """Publish the event the job owes; only once accepted does it leave the due index.
-
-        Returns the job as it is now, or None when the event is still owed (or the job moved on).
-        """
-        try:
-            self.publisher.publish_one(event_for(job))
-        except EventPublishError as err:
-            logger.warning(
-                "event not accepted yet; a later sweep relays it",
-                extra={"request_id": job.request_id, "detail_type": job.outbox, "error": str(err)},
-            )
-            self._count(publish_errors=1)
-            return None
-        self._count(events_published=1)
-        return self.store.clear_outbox(job, now=int(self.clock()))
+        """Publish the event the job owes; only once accepted does it leave the due index."""
+        delivered = self.relay.deliver(job)
+        self._count(events_published=0 if delivered is None else 1, publish_errors=1 if delivered is None else 0)
+        return delivered
 
     # --- bookkeeping ------------------------------------------------------------------------
 
