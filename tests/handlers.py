@@ -20,12 +20,15 @@ def load_handler(function: str) -> ModuleType:
     from grokvideo import runtime
 
     for factory in (
-        runtime.settings,
         runtime.job_store,
         runtime.publisher,
-        runtime.cometapi,
+        runtime.poller_settings,
+        runtime.poll_client,
+        runtime.registrar,
+        runtime.submit_settings,
         runtime.submitter,
         runtime.submit_requeue,
+        runtime.copier,
     ):
         factory.cache_clear()  # each test brings its own environment
     _fresh_log_handlers()

@@ -11,7 +11,6 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grokvideo import runtime
-from grokvideo.registration import register_track_request
 
 logger = Logger()
 tracer = Tracer()
@@ -24,9 +23,7 @@ metrics = Metrics()
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     detail = event.detail if isinstance(event.detail, dict) else {}
-    result = register_track_request(
-        detail, store=runtime.job_store(), publisher=runtime.publisher(), now=int(time.time())
-    )
+    result = runtime.registrar().register(detail, now=int(time.time()))
     if result.rejected:
         logger.warning("track request rejected", extra={"errors": result.errors, "event_id": event.get_id})
         metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)

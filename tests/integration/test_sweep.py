@@ -104,16 +104,35 @@ def test_done_without_url_is_polled_again_then_failed(
     assert "without a video URL" in event["detail"]["message"]
 
 
-def test_job_past_its_deadline_times_out_without_a_poll(
+def test_a_job_past_its_deadline_gets_one_last_poll_that_decides(
     store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
 ) -> None:
-    rid = register(store, fake, "done", age=3601)
-    fake.reset()
+    pending = fake.add_job(outcome="done", ready_after=3600)
+    store.register(pending, now=int(time.time()) - 3601)
+    done = register(store, fake, "done", age=3601)
+
     report = make_sweeper().run()
-    assert report.polled == 0 and report.failed == Counter({"TIMED_OUT": 1})
-    assert not [r for r in fake.requests if rid in r[1]]
-    [event] = events_by_id(capture)[rid]
-    assert event["detail"]["reason"] == "TIMED_OUT"
+
+    assert report.polled == 2 and report.failed == Counter({"TIMED_OUT": 1}) and report.succeeded == 1
+    by_id = events_by_id(capture)
+    assert [e["detail"]["reason"] for e in by_id[pending]] == ["TIMED_OUT"]
+    assert [e["detail-type"] for e in by_id[done]] == [SUCCEEDED], "a finished video is never timed out"
+
+
+def test_a_key_outage_longer_than_the_deadline_times_out_no_job(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    rid = register(store, fake, "done", age=3601)  # its deadline passed while our key was refused
+    refused = make_sweeper(concurrency=1, client=_client_with_key(fake, "revoked-key")).run()
+    assert refused.auth_failed and refused.failed == Counter()
+    job = store.get(rid)
+    assert job is not None and job.state is JobState.PENDING and job.lease_owner is None
+    assert capture.drain() == []
+
+    restored = make_sweeper().run()
+
+    assert restored.succeeded == 1 and restored.failed == Counter()
+    assert [e["detail-type"] for e in events_by_id(capture)[rid]] == [SUCCEEDED]
 
 
 def test_pending_job_is_rescheduled_with_backoff(

@@ -347,52 +347,25 @@ def test_globals_runtime_arch_tracing_layer(tpl: dict[str, Any]) -> None:
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "GrokVideo"
 
 
-def test_environment_names_are_ones_the_package_reads(res: dict[str, Any], tpl: dict[str, Any]) -> None:
-    config = (ROOT / "layers" / "shared" / "grokvideo" / "config.py").read_text()
-    read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', config))
+def test_environment_names_are_ones_each_function_reads(res: dict[str, Any], tpl: dict[str, Any]) -> None:
+    """Each function is given exactly variables its own settings read (and all it cannot run without)."""
+    from grokvideo.config import CopierSettings, PollerSettings, RegisterSettings, SubmitSettings
+
+    reads = {
+        "PollerFunction": PollerSettings.ENV,
+        "RegisterFunction": RegisterSettings.ENV,
+        "CopierFunction": CopierSettings.ENV,
+        "SubmitFunction": SubmitSettings.ENV,
+    }
+    assert set(reads) == set(FUNCTIONS)
     names = set(tpl["Globals"]["Function"]["Environment"]["Variables"])
-    per_fn: dict[str, set[str]] = {}
-    for fn in FUNCTIONS:
-        per_fn[fn] = names | set(props(res, fn).get("Environment", {}).get("Variables", {}))
-    unknown = {n for s in per_fn.values() for n in s if n not in read and not n.startswith("POWERTOOLS_")}
-    assert not unknown, f"env vars no setting reads: {unknown}"
-    assert {
-        "TABLE_NAME",
-        "EVENT_BUS_NAME",
-        "EVENT_SOURCE",
-        "COMETAPI_BASE_URL",
-        "COMETAPI_KEY_SECRET_ARN",
-        "POLL_INTERVAL_SECONDS",
-        "MAX_JOB_AGE_SECONDS",
-        "POLL_CONCURRENCY",
-    } <= per_fn["PollerFunction"]
-    assert {
-        "TABLE_NAME",
-        "EVENT_BUS_NAME",
-        "EVENT_SOURCE",
-        "VIDEO_BUCKET",
-        "VIDEO_PREFIX",
-        "ALLOWED_VIDEO_HOSTS",
-        "ALLOW_PRIVATE_VIDEO_HOSTS",
-        "MAX_VIDEO_BYTES",
-    } <= per_fn["CopierFunction"]
-    assert {"TABLE_NAME", "EVENT_BUS_NAME", "EVENT_SOURCE"} <= per_fn["RegisterFunction"]
-    assert {
-        "TABLE_NAME",
-        "EVENT_BUS_NAME",
-        "EVENT_SOURCE",
-        "COMETAPI_BASE_URL",
-        "COMETAPI_KEY_SECRET_ARN",
-        "POLL_INTERVAL_SECONDS",
-        "MAX_JOB_AGE_SECONDS",
-        "SUBMIT_RATE_PER_SECOND",
-        "INPUT_BUCKET_NAMES",
-        "SUBMIT_QUEUE_URL",
-        "VIDEO_BUCKET",
-        "VIDEO_PREFIX",
-    } <= per_fn["SubmitFunction"]
+    for fn, read in reads.items():
+        given = names | set(props(res, fn).get("Environment", {}).get("Variables", {}))
+        unknown = {n for n in given if n not in read and not n.startswith("POWERTOOLS_")}
+        assert not unknown, f"{fn}: env vars its settings do not read: {unknown}"
     # The key itself never sits in an environment variable: only the secret's ARN.
-    assert not any("API_KEY" in n and not n.endswith("_ARN") for s in per_fn.values() for n in s)
+    every = {n for fn in FUNCTIONS for n in props(res, fn).get("Environment", {}).get("Variables", {})}
+    assert not any("API_KEY" in n and not n.endswith("_ARN") for n in every)
 
 
 # --------------------------------------------------------------------------- data
@@ -484,17 +457,13 @@ def test_submit_queue_visibility_and_redrive(res: dict[str, Any]) -> None:
 def test_submit_environment(res: dict[str, Any]) -> None:
     env = props(res, "SubmitFunction")["Environment"]["Variables"]
     poller = props(res, "PollerFunction")["Environment"]["Variables"]
-    copier = props(res, "CopierFunction")["Environment"]["Variables"]
     assert env["COMETAPI_BASE_URL"] == {"Ref": "CometApiBaseUrl"}
     assert env["COMETAPI_KEY_SECRET_ARN"] == poller["COMETAPI_KEY_SECRET_ARN"]
     # The job a request creates gets the deadline and backoff cap of a tracked one.
     assert env["MAX_JOB_AGE_SECONDS"] == poller["MAX_JOB_AGE_SECONDS"] == {"Ref": "MaxJobAgeSeconds"}
-    assert env["POLL_INTERVAL_SECONDS"] == {"Ref": "PollIntervalSeconds"}
     assert env["SUBMIT_RATE_PER_SECOND"] == {"Ref": "SubmitRatePerSecond"}
     assert env["INPUT_BUCKET_NAMES"] == {"Ref": "InputBucketNames"}
     assert env["SUBMIT_QUEUE_URL"] == {"Ref": "SubmitQueue"}
-    assert env["VIDEO_BUCKET"] == copier["VIDEO_BUCKET"]
-    assert env["VIDEO_PREFIX"] == copier["VIDEO_PREFIX"] == {"Ref": "VideoPrefix"}
 
 
 def test_environment_values_are_strings_or_intrinsics(res: dict[str, Any], tpl: dict[str, Any]) -> None:

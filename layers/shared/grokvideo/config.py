@@ -1,22 +1,57 @@
-"""Settings, read once per cold start from the function's environment.
+"""Settings, typed per function, read once per cold start from the function's environment.
+
+Each function reads only what it uses. What a function cannot run without (its table, its bus,
+the key's secret, its bucket or queue) has no default: a missing one fails the cold start with a
+``ConfigurationError`` that names the variable. Every other value has one default, defined here
+once; template.yaml sets a variable only where a stack parameter chooses it (a test checks that
+the parameters' defaults are these).
 
 The API key is never here: only the ARN of the secret that holds it.
 
->>> s = Settings.from_env({"TABLE_NAME": "jobs", "EVENT_BUS_NAME": "bus"})
->>> s.poll_concurrency
-16
+>>> s = PollerSettings.from_env({"TABLE_NAME": "jobs", "EVENT_BUS_NAME": "bus", "COMETAPI_KEY_SECRET_ARN": "arn:k"})
+>>> s.poll_concurrency, s.sweep_seconds, s.table.due_shards
+(16, 60, 4)
+>>> PollerSettings.from_env({"TABLE_NAME": "jobs"})
+Traceback (most recent call last):
+...
+grokvideo.errors.ConfigurationError: EVENT_BUS_NAME is not set (see template.yaml, Environment)
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from grokvideo.errors import ConfigurationError
 
 DEFAULT_API_BASE_URL = "https://api.cometapi.com"
 DEFAULT_EVENT_SOURCE = "grokvideo"
+# Defaults, once. The stack parameters that choose some of them default to the same values.
+FIRST_POLL_DELAY_SECONDS = 5
+POLL_INTERVAL_SECONDS = 60  # cap of the per-job backoff (PollIntervalSeconds)
+MAX_JOB_AGE_SECONDS = 3600  # deadline (MaxJobAgeSeconds)
+POLL_CONCURRENCY = 16  # provider calls in flight per poller (PollConcurrency)
+DUE_SHARDS = 4  # partitions of the sparse due index
+LEASE_SECONDS = 120  # how long a poller's claim keeps others off a job
+SWEEP_SECONDS = 60  # how long one invocation keeps sweeping while jobs are due (timeout 90 s)
+FINISHED_TTL_DAYS = 30
+VIDEO_PREFIX = "videos/"
+ALLOWED_VIDEO_HOSTS = ("vidgen.x.ai",)
+MAX_VIDEO_BYTES = 2 * 1024**3
+COPY_MAX_RECEIVES = 3  # the copy queue's maxReceiveCount: the last try settles the job
+SUBMIT_RATE_PER_SECOND = 1.0  # creates per second across every submit invocation
+SUBMIT_LEASE_SECONDS = 180  # > the submit function's timeout: a live lease means a live delivery
+
+
+# --- readers ----------------------------------------------------------------------------------
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"{name} is not set (see template.yaml, Environment)")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
@@ -32,17 +67,6 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
     return value
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("true", "1", "yes"):
-        return True
-    if raw in ("false", "0", "no"):
-        return False
-    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
-
-
 def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
     raw = env.get(name, "")
     if raw == "":
@@ -56,76 +80,204 @@ def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float)
     return value
 
 
-def _hosts(raw: str) -> tuple[str, ...]:
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+
+
+def _names(raw: str) -> tuple[str, ...]:
     """A comma-separated list of host or bucket names, lower-cased, blanks dropped."""
     return tuple(h.strip().lower().rstrip(".") for h in raw.split(",") if h.strip())
 
 
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+# --- shared parts -----------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
-class Settings:
-    table_name: str = ""
-    event_bus_name: str = ""
-    event_source: str = DEFAULT_EVENT_SOURCE
-    api_base_url: str = DEFAULT_API_BASE_URL
-    api_key_secret_arn: str = ""
-    # Polling
-    first_poll_delay_seconds: int = 5
-    poll_interval_seconds: int = 60  # cap of the per-job backoff
-    max_job_age_seconds: int = 3600  # deadline: older pending jobs end TIMED_OUT
-    poll_concurrency: int = 16
-    due_shards: int = 4  # partitions of the sparse due index
-    lease_seconds: int = 120  # how long a claim keeps other pollers off a job
-    sweep_seconds: int = 50  # how long one invocation keeps sweeping while jobs are due
-    finished_ttl_days: int = 30
-    # Archive
-    video_bucket: str = ""
-    video_prefix: str = "videos/"
-    allowed_video_hosts: tuple[str, ...] = field(default=("vidgen.x.ai",))
-    allow_private_video_hosts: bool = False
-    max_video_bytes: int = 2 * 1024**3
-    copy_max_receives: int = 3  # the copy queue's maxReceiveCount: the last try settles the job
-    # Submit
-    submit_rate_per_second: float = 1.0  # creates per second across every submit invocation
-    input_bucket_names: tuple[str, ...] = ()  # buckets s3:// inputs may come from
-    submit_queue_url: str = ""
-    submit_lease_seconds: int = 180  # > the submit function's timeout: a live lease means a live delivery
+class TableSettings:
+    """The jobs table, as every function writes it."""
+
+    table_name: str
+    due_shards: int = DUE_SHARDS
+    first_poll_delay_seconds: int = FIRST_POLL_DELAY_SECONDS
+    max_job_age_seconds: int = MAX_JOB_AGE_SECONDS
+    finished_ttl_days: int = FINISHED_TTL_DAYS
+
+    ENV = ("TABLE_NAME", "DUE_SHARDS", "FIRST_POLL_DELAY_SECONDS", "MAX_JOB_AGE_SECONDS", "FINISHED_TTL_DAYS")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from environment variables; raise ``ConfigurationError`` naming a bad one."""
-        env = os.environ if env is None else env
-        prefix = env.get("VIDEO_PREFIX", "videos/")
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TableSettings:
+        e = _env(env)
         return cls(
-            table_name=env.get("TABLE_NAME", ""),
-            event_bus_name=env.get("EVENT_BUS_NAME", ""),
-            event_source=env.get("EVENT_SOURCE", DEFAULT_EVENT_SOURCE) or DEFAULT_EVENT_SOURCE,
-            api_base_url=(env.get("COMETAPI_BASE_URL", "") or DEFAULT_API_BASE_URL).rstrip("/"),
-            api_key_secret_arn=env.get("COMETAPI_KEY_SECRET_ARN", ""),
-            first_poll_delay_seconds=_int(env, "FIRST_POLL_DELAY_SECONDS", 5),
-            poll_interval_seconds=_int(env, "POLL_INTERVAL_SECONDS", 60, minimum=1),
-            max_job_age_seconds=_int(env, "MAX_JOB_AGE_SECONDS", 3600, minimum=1),
-            poll_concurrency=_int(env, "POLL_CONCURRENCY", 16, minimum=1),
-            due_shards=_int(env, "DUE_SHARDS", 4, minimum=1),
-            lease_seconds=_int(env, "LEASE_SECONDS", 120, minimum=1),
-            sweep_seconds=_int(env, "SWEEP_SECONDS", 50, minimum=0),
-            finished_ttl_days=_int(env, "FINISHED_TTL_DAYS", 30, minimum=1),
-            video_bucket=env.get("VIDEO_BUCKET", ""),
-            video_prefix=prefix,
-            allowed_video_hosts=_hosts(env.get("ALLOWED_VIDEO_HOSTS", "vidgen.x.ai")),
-            allow_private_video_hosts=_bool(env, "ALLOW_PRIVATE_VIDEO_HOSTS", False),
-            max_video_bytes=_int(env, "MAX_VIDEO_BYTES", 2 * 1024**3, minimum=1),
-            copy_max_receives=_int(env, "COPY_MAX_RECEIVES", 3, minimum=1),
-            submit_rate_per_second=_float(env, "SUBMIT_RATE_PER_SECOND", 1.0, minimum=0.01),
-            input_bucket_names=_hosts(env.get("INPUT_BUCKET_NAMES", "")),
-            submit_queue_url=env.get("SUBMIT_QUEUE_URL", ""),
-            submit_lease_seconds=_int(env, "SUBMIT_LEASE_SECONDS", 180, minimum=1),
+            table_name=_required(e, "TABLE_NAME"),
+            due_shards=_int(e, "DUE_SHARDS", DUE_SHARDS, minimum=1),
+            first_poll_delay_seconds=_int(e, "FIRST_POLL_DELAY_SECONDS", FIRST_POLL_DELAY_SECONDS),
+            max_job_age_seconds=_int(e, "MAX_JOB_AGE_SECONDS", MAX_JOB_AGE_SECONDS, minimum=1),
+            finished_ttl_days=_int(e, "FINISHED_TTL_DAYS", FINISHED_TTL_DAYS, minimum=1),
         )
 
-    def require(self, *names: str) -> Settings:
-        """Fail fast at cold start when a setting a function needs is empty."""
-        missing = [n for n in names if not getattr(self, n)]
-        if missing:
-            raise ConfigurationError(f"missing settings: {', '.join(missing)} (see template.yaml Environment)")
-        return self
+
+@dataclass(frozen=True, slots=True)
+class BusSettings:
+    """Where output events go, and the ``source`` they carry."""
+
+    event_bus_name: str
+    event_source: str = DEFAULT_EVENT_SOURCE
+
+    ENV = ("EVENT_BUS_NAME", "EVENT_SOURCE")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BusSettings:
+        e = _env(env)
+        return cls(_required(e, "EVENT_BUS_NAME"), e.get("EVENT_SOURCE", "") or DEFAULT_EVENT_SOURCE)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """CometAPI: where it is and which secret holds the key."""
+
+    api_key_secret_arn: str
+    api_base_url: str = DEFAULT_API_BASE_URL
+
+    ENV = ("COMETAPI_KEY_SECRET_ARN", "COMETAPI_BASE_URL")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ProviderSettings:
+        e = _env(env)
+        base = (e.get("COMETAPI_BASE_URL", "") or DEFAULT_API_BASE_URL).rstrip("/")
+        return cls(_required(e, "COMETAPI_KEY_SECRET_ARN"), base)
+
+
+# --- per function -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PollerSettings:
+    table: TableSettings
+    bus: BusSettings
+    provider: ProviderSettings
+    poll_interval_seconds: int = POLL_INTERVAL_SECONDS
+    poll_concurrency: int = POLL_CONCURRENCY
+    lease_seconds: int = LEASE_SECONDS
+    sweep_seconds: int = SWEEP_SECONDS
+
+    ENV = (
+        *TableSettings.ENV,
+        *BusSettings.ENV,
+        *ProviderSettings.ENV,
+        "POLL_INTERVAL_SECONDS",
+        "POLL_CONCURRENCY",
+        "LEASE_SECONDS",
+        "SWEEP_SECONDS",
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PollerSettings:
+        e = _env(env)
+        return cls(
+            TableSettings.from_env(e),
+            BusSettings.from_env(e),
+            ProviderSettings.from_env(e),
+            poll_interval_seconds=_int(e, "POLL_INTERVAL_SECONDS", POLL_INTERVAL_SECONDS, minimum=1),
+            poll_concurrency=_int(e, "POLL_CONCURRENCY", POLL_CONCURRENCY, minimum=1),
+            lease_seconds=_int(e, "LEASE_SECONDS", LEASE_SECONDS, minimum=1),
+            sweep_seconds=_int(e, "SWEEP_SECONDS", SWEEP_SECONDS),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterSettings:
+    table: TableSettings
+    bus: BusSettings
+
+    ENV = (*TableSettings.ENV, *BusSettings.ENV)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RegisterSettings:
+        e = _env(env)
+        return cls(TableSettings.from_env(e), BusSettings.from_env(e))
+
+
+@dataclass(frozen=True, slots=True)
+class CopierSettings:
+    table: TableSettings
+    bus: BusSettings
+    video_bucket: str
+    video_prefix: str = VIDEO_PREFIX
+    allowed_video_hosts: tuple[str, ...] = ALLOWED_VIDEO_HOSTS
+    allow_private_video_hosts: bool = False
+    max_video_bytes: int = MAX_VIDEO_BYTES
+    copy_max_receives: int = COPY_MAX_RECEIVES
+
+    ENV = (
+        *TableSettings.ENV,
+        *BusSettings.ENV,
+        "VIDEO_BUCKET",
+        "VIDEO_PREFIX",
+        "ALLOWED_VIDEO_HOSTS",
+        "ALLOW_PRIVATE_VIDEO_HOSTS",
+        "MAX_VIDEO_BYTES",
+        "COPY_MAX_RECEIVES",
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CopierSettings:
+        e = _env(env)
+        prefix = e.get("VIDEO_PREFIX", VIDEO_PREFIX)
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        hosts = e.get("ALLOWED_VIDEO_HOSTS", "")
+        return cls(
+            TableSettings.from_env(e),
+            BusSettings.from_env(e),
+            video_bucket=_required(e, "VIDEO_BUCKET"),
+            video_prefix=prefix,
+            allowed_video_hosts=_names(hosts) if hosts else ALLOWED_VIDEO_HOSTS,
+            allow_private_video_hosts=_bool(e, "ALLOW_PRIVATE_VIDEO_HOSTS", False),
+            max_video_bytes=_int(e, "MAX_VIDEO_BYTES", MAX_VIDEO_BYTES, minimum=1),
+            copy_max_receives=_int(e, "COPY_MAX_RECEIVES", COPY_MAX_RECEIVES, minimum=1),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitSettings:
+    table: TableSettings
+    bus: BusSettings
+    provider: ProviderSettings
+    submit_queue_url: str
+    submit_rate_per_second: float = SUBMIT_RATE_PER_SECOND
+    input_bucket_names: tuple[str, ...] = ()
+    submit_lease_seconds: int = SUBMIT_LEASE_SECONDS
+
+    ENV = (
+        *TableSettings.ENV,
+        *BusSettings.ENV,
+        *ProviderSettings.ENV,
+        "SUBMIT_QUEUE_URL",
+        "SUBMIT_RATE_PER_SECOND",
+        "INPUT_BUCKET_NAMES",
+        "SUBMIT_LEASE_SECONDS",
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SubmitSettings:
+        e = _env(env)
+        return cls(
+            TableSettings.from_env(e),
+            BusSettings.from_env(e),
+            ProviderSettings.from_env(e),
+            submit_queue_url=_required(e, "SUBMIT_QUEUE_URL"),
+            submit_rate_per_second=_float(e, "SUBMIT_RATE_PER_SECOND", SUBMIT_RATE_PER_SECOND, minimum=0.01),
+            input_bucket_names=_names(e.get("INPUT_BUCKET_NAMES", "")),
+            submit_lease_seconds=_int(e, "SUBMIT_LEASE_SECONDS", SUBMIT_LEASE_SECONDS, minimum=1),
+        )

@@ -11,12 +11,43 @@ the stored job, so the first attempt and a relay after a crash send the same eve
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
 from grokvideo import events
-from grokvideo.errors import GrokVideoError
-from grokvideo.jobs import Job
+from grokvideo.errors import EventPublishError, GrokVideoError
+from grokvideo.jobs import Job, JobStore
 from grokvideo.models import ArchiveFailureReason, FailureReason
+
+logger = Logger(child=True)
+
+RELAY_AFTER = 30
+"""Seconds an owed event waits in the due index before a sweep relays it (every writer uses it)."""
+
+
+class Relay:
+    """Sends the event a job owes and only then takes the job off the outbox: the one way every
+    function (submit, poller, copier) delivers an event. If EventBridge refuses, the job stays in
+    the due index and a later sweep delivers it through this same relay.
+    """
+
+    def __init__(self, store: JobStore, publisher: events.Publisher, *, clock: Callable[[], float] = time.time):
+        self.store, self.publisher, self.clock = store, publisher, clock
+
+    def deliver(self, job: Job) -> Job | None:
+        """The job as it is once its event is out, or None while the event is still owed."""
+        try:
+            self.publisher.publish_one(event_for(job))
+        except EventPublishError as err:
+            logger.warning(
+                "event not accepted yet; a later sweep relays it",
+                extra={"request_id": job.request_id, "detail_type": job.outbox, "error": str(err)},
+            )
+            return None
+        return self.store.clear_outbox(job, now=int(self.clock()))
 
 
 def event_for(job: Job, detail_type: str | None = None) -> events.OutputEvent:

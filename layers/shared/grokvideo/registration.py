@@ -5,7 +5,7 @@ Rejected`` naming every offending field.
 
 Use (needs AWS or the provider, so not a doctest)::
 
-    register_track_request({"request_id": "4b2cd27e"}, store=store, publisher=pub, now=0)
+    Registrar(store, publisher).register({"request_id": "4b2cd27e"}, now=0)
     # -> Registration(request_id='4b2cd27e', created=True, errors=[])
 """
 
@@ -30,6 +30,18 @@ class Registration:
     @property
     def rejected(self) -> bool:
         return bool(self.errors)
+
+
+@dataclass(frozen=True, slots=True)
+class Registrar:
+    """The register function's logic on its store and publisher."""
+
+    store: JobStore
+    publisher: events.Publisher
+
+    def register(self, detail: Mapping[str, Any], *, now: int) -> Registration:
+        """See ``register_track_request``."""
+        return register_track_request(detail, store=self.store, publisher=self.publisher, now=now)
 
 
 def register_track_request(

@@ -21,12 +21,13 @@ from typing import Any
 from grokvideo.events import DetailType
 from grokvideo.jobs import Job, JobStore
 from grokvideo.models import FailureReason, JobState
+from grokvideo.outbox import RELAY_AFTER
 
 MESSAGE_LIMIT = 1000
 
 
 class Reservations:
-    def __init__(self, store: JobStore, *, lease_seconds: int, relay_after: int = 30) -> None:
+    def __init__(self, store: JobStore, *, lease_seconds: int, relay_after: int = RELAY_AFTER) -> None:
         self.store = store
         self.lease_seconds = lease_seconds
         self.relay_after = relay_after

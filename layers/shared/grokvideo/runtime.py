@@ -1,17 +1,19 @@
 """Cold-start wiring for the Lambda handlers: settings, clients and the API key, built once.
 
-Handlers call these factories; each builds its object on first use and reuses it while the
-execution environment stays warm.
+Each handler calls its one factory (``sweeper()``, ``registrar()``, ``copier()``, ``submitter()``),
+which reads that function's settings and builds its object on first use; clients are shared while
+the execution environment stays warm.
 
 Use (needs AWS or the provider, so not a doctest)::
 
-    store = job_store()
+    report = sweeper().run(time_left=lambda: 60)
 """
 
 from __future__ import annotations
 
 import json
 from functools import cache
+from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
@@ -20,7 +22,15 @@ from botocore.config import Config
 from grokvideo.archive import VideoArchiver
 from grokvideo.backoff import PollSchedule
 from grokvideo.cometapi import CometApiClient
-from grokvideo.config import Settings
+from grokvideo.config import (
+    BusSettings,
+    CopierSettings,
+    PollerSettings,
+    ProviderSettings,
+    RegisterSettings,
+    SubmitSettings,
+    TableSettings,
+)
 from grokvideo.copier import Copier
 from grokvideo.errors import ConfigurationError
 from grokvideo.events import EventPublisher
@@ -28,6 +38,7 @@ from grokvideo.jobs import JobStore
 from grokvideo.presign import SIGNING, S3Presigner
 from grokvideo.queues import SqsRequeue
 from grokvideo.ratelimit import SharedRateLimiter
+from grokvideo.registration import Registrar
 from grokvideo.reservations import Reservations
 from grokvideo.submitter import Submitter
 from grokvideo.sweep import Sweeper
@@ -43,33 +54,25 @@ CREATE_READ_TIMEOUT = 30.0
 
 
 @cache
-def settings() -> Settings:
-    return Settings.from_env()
-
-
-@cache
-def job_store() -> JobStore:
-    s = settings().require("table_name")
+def job_store(table: TableSettings) -> JobStore:
     return JobStore(
-        s.table_name,
-        shards=s.due_shards,
-        first_poll_delay=s.first_poll_delay_seconds,
-        max_job_age=s.max_job_age_seconds,
-        finished_ttl_days=s.finished_ttl_days,
+        table.table_name,
+        shards=table.due_shards,
+        first_poll_delay=table.first_poll_delay_seconds,
+        max_job_age=table.max_job_age_seconds,
+        finished_ttl_days=table.finished_ttl_days,
         dynamodb=boto3.resource("dynamodb", config=AWS_CONFIG),
     )
 
 
 @cache
-def publisher() -> EventPublisher:
-    s = settings().require("event_bus_name")
-    return EventPublisher(s.event_bus_name, s.event_source)
+def publisher(bus: BusSettings) -> EventPublisher:
+    return EventPublisher(bus.event_bus_name, bus.event_source)
 
 
-def api_key() -> str:
+def read_api_key(secret_arn: str) -> str:
     """The CometAPI key from Secrets Manager: the bare key, or JSON ``{"api_key": ...}``."""
-    arn = settings().require("api_key_secret_arn").api_key_secret_arn
-    value = parameters.get_secret(arn, max_age=API_KEY_MAX_AGE)
+    value = parameters.get_secret(secret_arn, max_age=API_KEY_MAX_AGE)
     if isinstance(value, bytes):
         value = value.decode()
     value = str(value).strip()
@@ -83,22 +86,61 @@ def api_key() -> str:
     return value
 
 
+def cometapi(provider: ProviderSettings, **options: Any) -> CometApiClient:
+    """A client reading the key through Secrets Manager (cached) on every call; ``options`` go to
+    ``CometApiClient`` (``maxsize``, ``read_timeout``)."""
+    return CometApiClient(provider.api_base_url, lambda: read_api_key(provider.api_key_secret_arn), **options)
+
+
+# --- one factory per function -----------------------------------------------------------------
+
+
 @cache
-def cometapi() -> CometApiClient:
-    s = settings()
-    return CometApiClient(s.api_base_url, api_key, maxsize=max(s.poll_concurrency, 10))
+def poller_settings() -> PollerSettings:
+    return PollerSettings.from_env()
+
+
+@cache
+def poll_client() -> CometApiClient:
+    s = poller_settings()
+    return cometapi(s.provider, maxsize=max(s.poll_concurrency, 10))
+
+
+def sweeper() -> Sweeper:
+    """A fresh sweeper per invocation (it carries the invocation's report), on shared clients."""
+    s = poller_settings()
+    return Sweeper(
+        job_store(s.table),
+        poll_client(),
+        publisher(s.bus),
+        concurrency=s.poll_concurrency,
+        schedule=PollSchedule(first_delay=s.table.first_poll_delay_seconds, cap=s.poll_interval_seconds),
+        lease_seconds=s.lease_seconds,
+        sweep_seconds=s.sweep_seconds,
+    )
+
+
+@cache
+def registrar() -> Registrar:
+    s = RegisterSettings.from_env()
+    return Registrar(job_store(s.table), publisher(s.bus))
+
+
+@cache
+def submit_settings() -> SubmitSettings:
+    return SubmitSettings.from_env()
 
 
 @cache
 def submitter() -> Submitter:
-    s = settings().require("table_name", "event_bus_name")
-    store = job_store()
+    s = submit_settings()
+    store = job_store(s.table)
     return Submitter(
         store,
         Reservations(store, lease_seconds=s.submit_lease_seconds),
         SharedRateLimiter(store.table, "submit", per_second=s.submit_rate_per_second),
-        CometApiClient(s.api_base_url, api_key, read_timeout=CREATE_READ_TIMEOUT, maxsize=4),
-        publisher(),
+        cometapi(s.provider, read_timeout=CREATE_READ_TIMEOUT, maxsize=4),
+        publisher(s.bus),
         S3Presigner(boto3.client("s3", config=AWS_CONFIG.merge(SIGNING))),
         input_buckets=s.input_bucket_names,
     )
@@ -106,33 +148,18 @@ def submitter() -> Submitter:
 
 @cache
 def submit_requeue() -> SqsRequeue:
-    s = settings().require("submit_queue_url")
-    return SqsRequeue(boto3.client("sqs", config=AWS_CONFIG), s.submit_queue_url)
-
-
-def sweeper() -> Sweeper:
-    """A fresh sweeper per invocation (it carries the invocation's report), on shared clients."""
-    s = settings()
-    return Sweeper(
-        job_store(),
-        cometapi(),
-        publisher(),
-        concurrency=s.poll_concurrency,
-        schedule=PollSchedule(first_delay=s.first_poll_delay_seconds, cap=s.poll_interval_seconds),
-        lease_seconds=s.lease_seconds,
-        sweep_seconds=s.sweep_seconds,
-    )
+    return SqsRequeue(boto3.client("sqs", config=AWS_CONFIG), submit_settings().submit_queue_url)
 
 
 @cache
 def copier() -> Copier:
-    s = settings().require("video_bucket", "table_name", "event_bus_name")
+    s = CopierSettings.from_env()
     guard = UrlGuard(s.allowed_video_hosts, allow_private=s.allow_private_video_hosts)
     archiver = VideoArchiver(guard, boto3.client("s3", config=AWS_CONFIG), max_video_bytes=s.max_video_bytes)
     return Copier(
-        job_store(),
+        job_store(s.table),
         archiver,
-        publisher(),
+        publisher(s.bus),
         bucket=s.video_bucket,
         prefix=s.video_prefix,
         max_receives=s.copy_max_receives,

@@ -25,11 +25,11 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from grokvideo import events
-from grokvideo.errors import CometApiError, EventPublishError, GrokVideoError, ValidationError
+from grokvideo.errors import CometApiError, GrokVideoError, ValidationError
 from grokvideo.events import DetailType, Publisher
 from grokvideo.jobs import Job, JobStore
 from grokvideo.models import FailureReason, JobState
-from grokvideo.outbox import event_for
+from grokvideo.outbox import Relay, event_for
 from grokvideo.ratelimit import SharedRateLimiter
 from grokvideo.reservations import Reservations
 from grokvideo.submission import (
@@ -124,6 +124,7 @@ class Submitter:
         self.client, self.publisher, self.presigner = client, publisher, presigner
         self.input_buckets = frozenset(input_buckets)
         self.clock, self.sleep = clock, sleep
+        self.relay = Relay(store, publisher, clock=clock)
         self.owner = owner or f"submit-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     # --- one input event ----------------------------------------------------------------------
@@ -315,14 +316,7 @@ class Submitter:
 
     def _publish_owed(self, job: Job) -> None:
         """Send the event the job owes; if EventBridge refuses, the poller relays it from the outbox."""
-        try:
-            self.publisher.publish_one(event_for(job))
-        except EventPublishError as err:
-            logger.warning(
-                "event not accepted yet; the poller relays it", extra={"request_id": job.request_id, "error": str(err)}
-            )
-            return
-        self.store.clear_outbox(job, now=int(self.clock()))
+        self.relay.deliver(job)
 
     def _reject(self, errors: list[str], detail: Mapping[str, Any]) -> SubmitResult:
         self.publisher.publish_one(

@@ -1,22 +1,11 @@
 """The poller's sweep: claim due jobs, poll them concurrently, move them on, announce the ends.
 
 One ``Sweeper.run()`` per scheduled invocation. It keeps sweeping while jobs are due and its time
-budget lasts, then returns a ``SweepReport`` for metrics. Outcomes per poll:
-
-===========================  ==================================================================
-provider says                what happens to the job
-===========================  ==================================================================
-pending / unknown status     polled again after a jittered backoff (capped)
-succeeded                    ``SUCCEEDED`` + ``Video Generation Succeeded``
-failed/expired/moderated     ``FAILED`` + ``Video Generation Failed`` with the reason
-no URL after "done"          pending a few more polls, then ``FAILED`` (PROVIDER_FAILED)
-5xx, timeout, non-JSON       this job backs off alone
-429                          the whole sweep pauses for Retry-After
-401 / 403                    the sweep stops; no job is failed (``auth_failed`` -> alarm)
-unknown id                   pending while the id is fresh, then ``FAILED`` (NOT_FOUND)
-400 / 422                    ``FAILED`` (MODERATED when the provider says so, else REJECTED)
-past the deadline            ``FAILED`` (TIMED_OUT), without polling
-===========================  ==================================================================
+budget lasts, then returns a ``SweepReport`` for metrics. What each poll means for its job is
+decided by ``grokvideo.polling.decide_poll`` (its docstring has the table); the sweeper only claims
+jobs, runs the polls ``concurrency`` at a time, carries out the actions, delivers owed events and
+counts. Sweep-wide reactions: a 429 pauses every poll for ``Retry-After``; a refused key stops the
+sweep (no job fails).
 
 Use (needs AWS or the provider, so not a doctest)::
 
@@ -40,18 +29,22 @@ from typing import Protocol
 from aws_lambda_powertools import Logger
 
 from grokvideo.backoff import PollSchedule
-from grokvideo.errors import (
-    AuthError,
-    CometApiError,
-    EventPublishError,
-    InvalidRequestError,
-    NotFoundError,
-    RateLimitedError,
-)
+from grokvideo.errors import CometApiError
 from grokvideo.events import DetailType, Publisher
 from grokvideo.jobs import Job, JobStore
-from grokvideo.models import Failed, FailureReason, JobState, Pending, PollStatus, Succeeded
-from grokvideo.outbox import event_for
+from grokvideo.models import Failed, JobState, PollStatus, Succeeded
+from grokvideo.outbox import RELAY_AFTER, Relay
+from grokvideo.polling import (
+    FRESH_ID_GRACE,
+    MISSING_URL_LIMIT,
+    Finish,
+    Pause,
+    PollAction,
+    PollPolicy,
+    Reschedule,
+    Stop,
+    decide_poll,
+)
 
 logger = Logger(child=True)
 
@@ -127,9 +120,9 @@ class Sweeper:
         schedule: PollSchedule | None = None,
         lease_seconds: int = 120,
         sweep_seconds: float = 50,
-        relay_after: int = 30,
-        fresh_id_grace: int = 60,
-        missing_url_limit: int = 3,
+        relay_after: int = RELAY_AFTER,
+        fresh_id_grace: int = FRESH_ID_GRACE,
+        missing_url_limit: int = MISSING_URL_LIMIT,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         owner: str | None = None,
@@ -140,9 +133,9 @@ class Sweeper:
         self.lease_seconds = lease_seconds
         self.sweep_seconds = sweep_seconds
         self.relay_after = relay_after
-        self.fresh_id_grace = fresh_id_grace
-        self.missing_url_limit = missing_url_limit
+        self.policy = PollPolicy(self.schedule, fresh_id_grace=fresh_id_grace, missing_url_limit=missing_url_limit)
         self.clock, self.sleep = clock, sleep
+        self.relay = Relay(store, publisher, clock=clock)
         self.owner = owner or f"sweep-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.gate = RateGate(clock, sleep)
         # ``concurrency`` bounds calls in flight to the provider; the pool has twice as many
@@ -239,11 +232,6 @@ class Sweeper:
             return True
 
     def _poll(self, job: Job) -> None:
-        now = self.clock()
-        if now >= job.deadline_at:
-            age = int(now - job.registered_at)
-            self._finish(job, Failed(FailureReason.TIMED_OUT, f"no result after {age} s (deadline reached)"))
-            return
         with self._api_slots:
             # Both checks come after the slot is ours: a 429 or a 401 may have arrived while this
             # job waited for it.
@@ -253,72 +241,55 @@ class Sweeper:
             if self._stop.is_set():
                 self.store.release(job, owner=self.owner)
                 return
+            answer: PollStatus | CometApiError
             try:
-                status = self.client.get_video(job.request_id)
+                answer = self.client.get_video(job.request_id)
             except CometApiError as err:
-                failure: CometApiError | None = err
-                # Sweep-wide reactions happen before the slot frees, so no waiting job polls
-                # into a rate limit or with a refused key.
-                if isinstance(err, RateLimitedError):
-                    self.gate.pause(err.retry_after)
-                elif isinstance(err, AuthError):
-                    self._stop.set()
-            else:
-                failure = None
-        if failure is not None:
-            self._on_error(job, failure)
-            return
-        with self._lock:
-            self._report.polled += 1
-        if isinstance(status, Pending):
-            self._on_pending(job, status)
+                answer = err
+            action = decide_poll(job, answer, now=self.clock(), policy=self.policy)
+            # Sweep-wide reactions happen before the slot frees, so no waiting job polls into a
+            # rate limit or with a refused key.
+            if isinstance(action, Pause):
+                self.gate.pause(action.seconds)
+            elif isinstance(action, Stop):
+                self._stop.set()
+        self._count_answer(job, answer)
+        self._carry_out(job, action)
+
+    def _carry_out(self, job: Job, action: PollAction) -> None:
+        match action:
+            case Finish(outcome):
+                self._finish(job, outcome)
+            case Reschedule(at, attempts, progress, missing_url_polls):
+                moved = self.store.reschedule(
+                    job,
+                    owner=self.owner,
+                    next_poll_at=at,
+                    attempts=attempts,
+                    progress=progress,
+                    missing_url_polls=missing_url_polls,
+                )
+                self._count(rescheduled=1 if moved else 0, lost_claims=0 if moved else 1)
+            case Pause(seconds, at):
+                logger.warning("provider rate limit: pausing the sweep", extra={"retry_after": seconds})
+                with self._lock:
+                    self._report.rate_limited = True
+                self.store.reschedule(job, owner=self.owner, next_poll_at=at)
+            case Stop():
+                logger.error("provider refused our API key: stopping the sweep, no job is failed")
+                with self._lock:
+                    self._report.auth_failed = True
+                self.store.release(job, owner=self.owner)
+
+    def _count_answer(self, job: Job, answer: PollStatus | CometApiError) -> None:
+        if isinstance(answer, CometApiError):
+            self._count_error(type(answer).__name__)
+            logger.warning(
+                "poll failed",
+                extra={"request_id": job.request_id, "error": type(answer).__name__, "status": answer.status},
+            )
         else:
-            self._finish(job, status)
-
-    def _on_pending(self, job: Job, status: Pending) -> None:
-        missing = job.missing_url_polls + 1 if status.missing_url else job.missing_url_polls
-        if missing >= self.missing_url_limit:
-            self._finish(job, Failed(FailureReason.PROVIDER_FAILED, "completed without a video URL"))
-            return
-        self._backoff(job, progress=status.progress, missing_url_polls=missing)
-
-    def _on_error(self, job: Job, err: CometApiError) -> None:
-        self._count_error(type(err).__name__)
-        extra = {"request_id": job.request_id, "error": type(err).__name__, "status": err.status}
-        if isinstance(err, RateLimitedError):
-            logger.warning("provider rate limit: pausing the sweep", extra={**extra, "retry_after": err.retry_after})
-            with self._lock:
-                self._report.rate_limited = True
-            self.store.reschedule(job, owner=self.owner, next_poll_at=int(self.clock() + err.retry_after) + 1)
-        elif isinstance(err, AuthError):
-            logger.error("provider refused our API key: stopping the sweep, no job is failed", extra=extra)
-            with self._lock:
-                self._report.auth_failed = True
-            self.store.release(job, owner=self.owner)
-        elif isinstance(err, NotFoundError):
-            if self.clock() - job.registered_at < self.fresh_id_grace:
-                self._backoff(job)  # a fresh id can briefly be unknown to the provider
-            else:
-                self._finish(job, Failed(FailureReason.NOT_FOUND, f"provider does not know this job: {err}"))
-        elif isinstance(err, InvalidRequestError):
-            reason = FailureReason.MODERATED if err.moderated else FailureReason.REJECTED
-            self._finish(job, Failed(reason, str(err)))
-        else:  # retryable, or an answer we cannot read: this job alone backs off
-            logger.warning("poll failed, backing off the job", extra={**extra, "detail": str(err)})
-            self._backoff(job)
-
-    def _backoff(self, job: Job, *, progress: int | None = None, missing_url_polls: int | None = None) -> None:
-        attempts = job.attempts + 1
-        next_at = int(self.clock() + self.schedule.delay(attempts)) + 1
-        moved = self.store.reschedule(
-            job,
-            owner=self.owner,
-            next_poll_at=next_at,
-            attempts=attempts,
-            progress=progress,
-            missing_url_polls=missing_url_polls,
-        )
-        self._count(rescheduled=1 if moved else 0, lost_claims=0 if moved else 1)
+            self._count(polled=1)
 
     def _finish(self, job: Job, outcome: Succeeded | Failed) -> None:
         now = int(self.clock())
@@ -367,21 +338,10 @@ class Sweeper:
         self._deliver(moved)
 
     def _deliver(self, job: Job) -> Job | None:
-        """Publish the event the job owes; only once accepted does it leave the due index.
-
-        Returns the job as it is now, or None when the event is still owed (or the job moved on).
-        """
-        try:
-            self.publisher.publish_one(event_for(job))
-        except EventPublishError as err:
-            logger.warning(
-                "event not accepted yet; a later sweep relays it",
-                extra={"request_id": job.request_id, "detail_type": job.outbox, "error": str(err)},
-            )
-            self._count(publish_errors=1)
-            return None
-        self._count(events_published=1)
-        return self.store.clear_outbox(job, now=int(self.clock()))
+        """Publish the event the job owes; only once accepted does it leave the due index."""
+        delivered = self.relay.deliver(job)
+        self._count(events_published=0 if delivered is None else 1, publish_errors=1 if delivered is None else 0)
+        return delivered
 
     # --- bookkeeping ------------------------------------------------------------------------
 

@@ -1,0 +1,121 @@
+"""What one poll means for a job: a pure decision, tested row by row.
+
+``decide_poll(job, answer, now, policy)`` takes the job as claimed, the provider's answer (a
+``PollStatus``) or the error the call raised, the time, and the policy, and returns the one action
+the sweep carries out:
+
+===================================  =================================  ============================
+provider says                        before the job's deadline          past it (one last poll)
+===================================  =================================  ============================
+pending / unknown status             ``Reschedule`` (jittered backoff)  ``Finish`` TIMED_OUT
+succeeded                            ``Finish`` SUCCEEDED               ``Finish`` SUCCEEDED
+failed / expired / moderated         ``Finish`` FAILED with the reason  the same
+"done" without a URL                 ``Reschedule``; ``Finish``         ``Finish`` TIMED_OUT
+                                     PROVIDER_FAILED after 3 such polls
+5xx, timeout, unreadable answer      ``Reschedule`` (this job alone)    ``Finish`` TIMED_OUT
+429                                  ``Pause``: every poll waits for    the same (no job fails for
+                                     Retry-After, this job with them    our rate)
+401 / 403                            ``Stop``: the sweep ends, the job  the same: a refused key is
+                                     is released, an alarm fires        our outage, never the job's
+unknown id                           ``Reschedule`` while the id is     ``Finish`` NOT_FOUND
+                                     fresh (60 s), then ``Finish``
+                                     NOT_FOUND
+400 / 422                            ``Finish`` FAILED: MODERATED when  the same
+                                     the provider says so, else
+                                     REJECTED
+===================================  =================================  ============================
+
+A job past its deadline is still polled once: the deadline ends a job only on a fresh answer that
+says it is not done, so a long outage of ours (a refused key) never times out a finished video.
+
+>>> import random
+>>> from grokvideo.models import JobState
+>>> job = Job("4b2cd27e", JobState.PENDING, registered_at=0, deadline_at=3600, attempts=2)
+>>> policy = PollPolicy(schedule=PollSchedule(first_delay=5, cap=60, rng=random.Random(1)))
+>>> decide_poll(job, Pending(progress=40), now=100, policy=policy)
+Reschedule(at=123, attempts=3, progress=40, missing_url_polls=0)
+>>> decide_poll(job, Pending(), now=3600, policy=policy).outcome.reason
+<FailureReason.TIMED_OUT: 'TIMED_OUT'>
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from grokvideo.backoff import PollSchedule
+from grokvideo.errors import AuthError, CometApiError, InvalidRequestError, NotFoundError, RateLimitedError
+from grokvideo.jobs import Job
+from grokvideo.models import Failed, FailureReason, Pending, PollStatus, Succeeded
+
+FRESH_ID_GRACE = 60  # seconds a new id may be unknown to the provider (it answers task_not_exist)
+MISSING_URL_LIMIT = 3  # "done" answers without a usable URL before the job fails
+
+
+@dataclass(frozen=True, slots=True)
+class PollPolicy:
+    schedule: PollSchedule = field(default_factory=PollSchedule)
+    fresh_id_grace: int = FRESH_ID_GRACE
+    missing_url_limit: int = MISSING_URL_LIMIT
+
+
+@dataclass(frozen=True, slots=True)
+class Reschedule:
+    """Poll the job again at ``at`` (epoch seconds); ``None`` fields stay as they are."""
+
+    at: int
+    attempts: int | None = None
+    progress: int | None = None
+    missing_url_polls: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """Move the job to its end (``SUCCEEDED`` or ``FAILED``) and owe the event."""
+
+    outcome: Succeeded | Failed
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """The provider said 429: no poll starts for ``seconds``; this job comes back after it."""
+
+    seconds: float
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Our key was refused: the sweep stops, the job is released unchanged, nothing fails."""
+
+
+PollAction = Reschedule | Finish | Pause | Stop
+
+
+def decide_poll(job: Job, answer: PollStatus | CometApiError, *, now: float, policy: PollPolicy) -> PollAction:
+    """The action for ``job`` given one poll's ``answer`` (see the table above)."""
+    overdue = now >= job.deadline_at
+    if isinstance(answer, RateLimitedError):
+        return Pause(answer.retry_after, at=int(now + answer.retry_after) + 1)
+    if isinstance(answer, AuthError):
+        return Stop()
+    if isinstance(answer, Succeeded | Failed):
+        return Finish(answer)
+    if isinstance(answer, InvalidRequestError):
+        reason = FailureReason.MODERATED if answer.moderated else FailureReason.REJECTED
+        return Finish(Failed(reason, str(answer)))
+    if isinstance(answer, NotFoundError) and (overdue or now - job.registered_at >= policy.fresh_id_grace):
+        return Finish(Failed(FailureReason.NOT_FOUND, f"provider does not know this job: {answer}"))
+    if overdue:
+        return Finish(Failed(FailureReason.TIMED_OUT, f"no result after {int(now - job.registered_at)} s (deadline)"))
+    if isinstance(answer, Pending):
+        missing = job.missing_url_polls + int(answer.missing_url)
+        if missing >= policy.missing_url_limit:
+            return Finish(Failed(FailureReason.PROVIDER_FAILED, "completed without a video URL"))
+        return _backoff(job, now, policy, progress=answer.progress, missing_url_polls=missing)
+    return _backoff(job, now, policy)  # 5xx, timeouts, unreadable answers, a fresh unknown id
+
+
+def _backoff(job: Job, now: float, policy: PollPolicy, **changes: int | None) -> Reschedule:
+    attempts = job.attempts + 1
+    return Reschedule(at=int(now + policy.schedule.delay(attempts)) + 1, attempts=attempts, **changes)
+

@@ -1,0 +1,107 @@
+"""decide_poll row by row, against the table in grokvideo/polling.py's docstring."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from grokvideo.backoff import PollSchedule
+from grokvideo.errors import (
+    AuthError,
+    CometApiError,
+    InvalidRequestError,
+    NotFoundError,
+    NotSentError,
+    RateLimitedError,
+    RetryableError,
+)
+from grokvideo.jobs import Job
+from grokvideo.models import Failed, FailureReason, JobState, Pending, PollStatus, Succeeded
+from grokvideo.polling import Finish, Pause, PollPolicy, Reschedule, Stop, decide_poll
+
+NOW = 10_000
+JOB = Job("4b2cd27e", JobState.PENDING, registered_at=NOW - 300, deadline_at=NOW + 3300, attempts=2)
+OVERDUE = replace(JOB, deadline_at=NOW)  # now >= deadline: overdue
+FRESH = replace(JOB, registered_at=NOW - 10)
+DONE = Succeeded("https://vidgen.x.ai/v.mp4", duration=1, model="grok-imagine-video", cost_usd=0.05)
+BLOCKED = Failed(FailureReason.MODERATED, "blocked")
+
+
+def policy() -> PollPolicy:
+    return PollPolicy(schedule=PollSchedule(first_delay=5, cap=60, rng=random.Random(3)))
+
+
+def reason(action: object) -> FailureReason | None:
+    return action.outcome.reason if isinstance(action, Finish) and isinstance(action.outcome, Failed) else None
+
+
+# (name, job, answer, expected action type, expected failure reason or None)
+ROWS: list[tuple[str, Job, PollStatus | CometApiError, type, FailureReason | None]] = [
+    ("pending", JOB, Pending(progress=40), Reschedule, None),
+    ("pending-overdue", OVERDUE, Pending(progress=99), Finish, FailureReason.TIMED_OUT),
+    ("succeeded", JOB, DONE, Finish, None),
+    ("succeeded-overdue", OVERDUE, DONE, Finish, None),
+    ("failed", JOB, BLOCKED, Finish, FailureReason.MODERATED),
+    ("failed-overdue", OVERDUE, BLOCKED, Finish, FailureReason.MODERATED),
+    ("no-url-first", JOB, Pending(missing_url=True), Reschedule, None),
+    (
+        "no-url-third",
+        replace(JOB, missing_url_polls=2),
+        Pending(missing_url=True),
+        Finish,
+        FailureReason.PROVIDER_FAILED,
+    ),
+    ("no-url-overdue", OVERDUE, Pending(missing_url=True), Finish, FailureReason.TIMED_OUT),
+    ("5xx", JOB, RetryableError("503", status=503), Reschedule, None),
+    ("not-sent", JOB, NotSentError("could not connect"), Reschedule, None),
+    ("5xx-overdue", OVERDUE, RetryableError("503", status=503), Finish, FailureReason.TIMED_OUT),
+    ("unreadable", JOB, CometApiError("HTTP 301"), Reschedule, None),
+    ("429", JOB, RateLimitedError("slow", retry_after=7), Pause, None),
+    ("429-overdue", OVERDUE, RateLimitedError("slow", retry_after=7), Pause, None),
+    ("401", JOB, AuthError("refused", status=401), Stop, None),
+    ("401-overdue", OVERDUE, AuthError("refused", status=401), Stop, None),
+    ("unknown-fresh", FRESH, NotFoundError("task_not_exist", status=400), Reschedule, None),
+    ("unknown-old", JOB, NotFoundError("task_not_exist", status=400), Finish, FailureReason.NOT_FOUND),
+    ("unknown-fresh-overdue", replace(FRESH, deadline_at=NOW), NotFoundError("x"), Finish, FailureReason.NOT_FOUND),
+    ("400", JOB, InvalidRequestError("bad", status=400), Finish, FailureReason.REJECTED),
+    ("400-moderated", JOB, InvalidRequestError("blocked", status=400, moderated=True), Finish, FailureReason.MODERATED),
+    ("422-overdue", OVERDUE, InvalidRequestError("bad", status=422), Finish, FailureReason.REJECTED),
+]
+
+
+@pytest.mark.parametrize(("name", "job", "answer", "kind", "why"), ROWS, ids=[r[0] for r in ROWS])
+def test_each_row_of_the_table(
+    name: str, job: Job, answer: PollStatus | CometApiError, kind: type, why: FailureReason | None
+) -> None:
+    action = decide_poll(job, answer, now=NOW, policy=policy())
+    assert type(action) is kind
+    assert reason(action) == why
+
+
+def test_a_backoff_counts_the_attempt_and_keeps_what_the_provider_said() -> None:
+    action = decide_poll(JOB, Pending(progress=40), now=NOW, policy=policy())
+    assert isinstance(action, Reschedule)
+    assert (action.attempts, action.progress, action.missing_url_polls) == (3, 40, 0)
+    # attempt 3: ceiling min(60, 5 * 2**3) = 40, equal jitter -> 20..40 s, +1 s rounding
+    assert NOW + 20 <= action.at <= NOW + 41
+
+
+def test_an_error_backoff_does_not_touch_progress() -> None:
+    action = decide_poll(replace(JOB, progress=70), RetryableError("timeout"), now=NOW, policy=policy())
+    assert isinstance(action, Reschedule) and action.progress is None and action.attempts == 3
+
+
+def test_a_pause_brings_the_job_back_after_retry_after() -> None:
+    action = decide_poll(JOB, RateLimitedError("slow", retry_after=7.5), now=NOW, policy=policy())
+    assert action == Pause(7.5, at=NOW + 8)
+
+
+def test_a_success_is_passed_on_unchanged() -> None:
+    assert decide_poll(JOB, DONE, now=NOW, policy=policy()) == Finish(DONE)
+
+
+def test_the_fresh_id_grace_is_the_policys() -> None:
+    generous = PollPolicy(schedule=PollSchedule(rng=random.Random(1)), fresh_id_grace=600)
+    assert isinstance(decide_poll(JOB, NotFoundError("x"), now=NOW, policy=generous), Reschedule)
