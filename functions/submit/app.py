@@ -40,7 +40,8 @@ def submit_record(record: SQSRecord, lambda_context: LambdaContext | None = None
     event = event if isinstance(event, dict) else {}
     time_left = (lambda: lambda_context.get_remaining_time_in_millis() / 1000) if lambda_context else (lambda: 60.0)
     try:
-        result = runtime.submitter().handle(event, time_left=time_left)
+        receives = int(record.attributes.approximate_receive_count or 1)
+        result = runtime.submitter().handle(event, time_left=time_left, receive_count=receives)
     except RetryLater as later:
         runtime.submit_requeue().later(record.receipt_handle, seconds=later.seconds)
         metrics.add_metric(name="SubmitRetries", unit=MetricUnit.Count, value=1)

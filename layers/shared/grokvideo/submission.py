@@ -54,6 +54,7 @@ from grokvideo.models import FailureReason, JobState
 from grokvideo.validation import SUBMISSION_PREFIX, GenerationRequest, S3Location, SubmitRequest
 
 AUTH_RETRY_SECONDS = 60  # a refused key: try again in a minute (the alarm says why)
+HOLDER_WAIT_FIRST = 5  # a delivery meeting another's live lease comes back after 5, 10, 20, 40, 60 s
 NOT_SENT_RETRY_SECONDS = 5  # the provider was unreachable: soon
 
 
@@ -164,8 +165,18 @@ class Wait:
 DeliveryAction = Reserve | Conflict | Announce | Claim | Wait
 
 
+def holder_wait(receive_count: int) -> float:
+    """How long a delivery waits for another that holds its key: short first (most creates take a
+    second), doubling per receive, so a holder that died is found out within the queue's receives.
+
+    >>> [holder_wait(n) for n in range(1, 7)]
+    [5, 10, 20, 40, 60, 60]
+    """
+    return min(HOLDER_WAIT_FIRST * 2 ** (max(receive_count, 1) - 1), 60)
+
+
 def decide_delivery(existing: Job | None, *, digest: str, now: float, max_wait: float = 60) -> DeliveryAction:
-    """The row of the table above for this delivery (``max_wait`` caps a ``Wait``)."""
+    """The row of the table above for this delivery (``max_wait`` caps a ``Wait``: ``holder_wait``)."""
     if existing is None:
         return Reserve()
     if existing.request_digest and existing.request_digest != digest:

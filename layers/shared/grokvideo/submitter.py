@@ -45,6 +45,7 @@ from grokvideo.submission import (
     Wait,
     classify_create,
     decide_delivery,
+    holder_wait,
     request_digest,
     request_record,
     submission_id,
@@ -129,8 +130,13 @@ class Submitter:
 
     # --- one input event ----------------------------------------------------------------------
 
-    def handle(self, event: Mapping[str, Any], *, time_left: Callable[[], float]) -> SubmitResult:
-        """Validate an input event (as EventBridge delivers it) and submit it, or reject it."""
+    def handle(
+        self, event: Mapping[str, Any], *, time_left: Callable[[], float], receive_count: int = 1
+    ) -> SubmitResult:
+        """Validate an input event (as EventBridge delivers it) and submit it, or reject it.
+
+        ``receive_count`` is the queue's count of deliveries of this message (it paces waiting).
+        """
         detail = event.get("detail")
         detail = detail if isinstance(detail, Mapping) else {}
         try:
@@ -138,7 +144,7 @@ class Submitter:
             key = request.idempotency_key or _event_id(event)
         except ValidationError as err:
             return self._reject(err.errors, detail)
-        return self.submit(request, key, detail=detail, time_left=time_left)
+        return self.submit(request, key, detail=detail, time_left=time_left, receive_count=receive_count)
 
     def _parse(self, detail_type: object, detail: object) -> SubmitRequest:
         if not isinstance(detail, Mapping):
@@ -159,13 +165,20 @@ class Submitter:
         return dataclasses.replace(request, video=S3Location(source.bucket, source.key))
 
     def submit(
-        self, request: SubmitRequest, key: str, *, detail: Mapping[str, Any], time_left: Callable[[], float]
+        self,
+        request: SubmitRequest,
+        key: str,
+        *,
+        detail: Mapping[str, Any],
+        time_left: Callable[[], float],
+        receive_count: int = 1,
     ) -> SubmitResult:
         """One provider job per ``key``: reserve it, create once, or announce what the key already has."""
         sid, digest = submission_id(key), request_digest(request)
         for _ in range(DECIDE_ROUNDS):
             now = int(self.clock())
-            match decide_delivery(self.store.get(sid), digest=digest, now=now):
+            existing = self.store.get(sid)
+            match decide_delivery(existing, digest=digest, now=now, max_wait=holder_wait(receive_count)):
                 case Reserve():
                     held = self.reservations.reserve(sid, owner=self.owner, now=now, fields=_kept(request, key, digest))
                     if held is not None:
