@@ -237,6 +237,7 @@ def test_event_lost_to_a_crash_after_the_state_write_goes_out_on_the_next_sweep(
     later = make_sweeper(clock=lambda: time.time() + 31)  # the next scheduled tick
     report = later.run()
     assert report.polled == 0 and report.events_published == 1  # relayed, not polled again
+    assert 31 <= report.oldest_owed_seconds <= 33  # the OwedEventAge metric: how late it went out
     [event] = events_by_id(capture)[rid]
     assert event["detail-type"] == SUCCEEDED and event["detail"]["video_url"] == fake.video_url(rid)
     job = store.get(rid)

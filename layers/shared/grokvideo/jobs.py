@@ -53,6 +53,7 @@ class Job:
     lease_owner: str | None = None
     lease_until: int | None = None
     outbox: str | None = None
+    owed_since: int | None = None  # when the event in ``outbox`` became owed
     reason: str | None = None
     message: str | None = None
     video_url: str | None = None
@@ -144,7 +145,7 @@ class JobStore:
         item = self.new_item(request_id, JobState.PENDING, now=now, client_ref=client_ref, metadata=metadata, **extra)
         item.update(attempts=0, due_shard=self.shard_of(request_id), next_poll_at=now + self.first_poll_delay)
         if outbox is not None:
-            item["outbox"] = str(outbox)
+            item.update(outbox=str(outbox), owed_since=now)
         return self.put_new(item)
 
     def put_new(self, item: Mapping[str, Any]) -> bool:
@@ -305,6 +306,7 @@ class JobStore:
             {
                 "state": to_state.value,
                 "outbox": str(outbox),  # a DetailType is stored as its plain name
+                "owed_since": now,
                 "due_shard": self.shard_of(job.request_id),
                 "next_poll_at": now + relay_after,
             }
@@ -324,9 +326,9 @@ class JobStore:
 
         A pending job (it owed ``Video Generation Submitted``) stays in the index: it still needs polls.
         """
-        expr = "REMOVE outbox, due_shard, next_poll_at, lease_owner, lease_until"
+        expr = "REMOVE outbox, owed_since, due_shard, next_poll_at, lease_owner, lease_until"
         if job.state is JobState.PENDING:
-            expr = "REMOVE outbox"
+            expr = "REMOVE outbox, owed_since"
         values: dict[str, Any] = {":outbox": job.outbox, ":state": job.state.value}
         if job.state in TERMINAL_STATES:
             expr = "SET expires_at = :expires " + expr

@@ -68,6 +68,7 @@ class SweepReport:
     poll_errors: Counter[str] = field(default_factory=Counter)  # by error class
     lost_claims: int = 0
     unexpected_errors: int = 0
+    oldest_owed_seconds: int = 0  # age of the oldest owed event this sweep found (0: none)
     passes: int = 0
     items_read: int = 0
     auth_failed: bool = False
@@ -213,6 +214,7 @@ class Sweeper:
                 self._count(lost_claims=1)
                 return False
             if job.outbox:
+                self._note_owed(job)
                 delivered = self._deliver(job)
                 # A pending job that owed its Submitted event still needs its poll (the claim is ours).
                 if delivered is None or delivered.state is not JobState.PENDING:
@@ -349,6 +351,12 @@ class Sweeper:
         with self._lock:
             for name, delta in deltas.items():
                 setattr(self._report, name, getattr(self._report, name) + delta)
+
+    def _note_owed(self, job: Job) -> None:
+        """An event still owed when a sweep finds it: the writer's own delivery failed or it died."""
+        age = int(self.clock()) - (job.owed_since or job.registered_at)
+        with self._lock:
+            self._report.oldest_owed_seconds = max(self._report.oldest_owed_seconds, age)
 
     def _count_error(self, kind: str) -> None:
         with self._lock:

@@ -20,6 +20,10 @@ def record_sweep(metrics: Metrics, report: SweepReport) -> None:
     # The ProviderAuthFailures alarm watches this one: 401/403 is an outage of ours.
     metrics.add_metric(name="ProviderAuthFailures", unit=count, value=int(report.auth_failed))
     metrics.add_metric(name="SweepDuration", unit=MetricUnit.Seconds, value=report.duration_seconds)
+    # Signs that a job may be stuck: the UnexpectedErrors and OwedEventAge alarms watch these.
+    metrics.add_metric(name="UnexpectedErrors", unit=count, value=report.unexpected_errors)
+    metrics.add_metric(name="LostClaims", unit=count, value=report.lost_claims)
+    metrics.add_metric(name="OwedEventAge", unit=MetricUnit.Seconds, value=report.oldest_owed_seconds)
     for dimension, metric, counter in (
         ("reason", "JobsFailedByReason", report.failed),
         ("error", "PollErrors", report.poll_errors),
