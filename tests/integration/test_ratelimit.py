@@ -37,7 +37,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def limiter(table: Any, clock: FakeClock) -> SharedRateLimiter:
-    return SharedRateLimiter(table, "submit", per_second=2, clock=clock)
+    return SharedRateLimiter(table, "submit", per_second=2, headroom=1.0, clock=clock)
 
 
 def items(table: Any) -> list[dict[str, Any]]:
@@ -126,8 +126,10 @@ def test_a_pause_longer_than_the_backlog_wins(limiter: SharedRateLimiter) -> Non
 
 
 def test_two_invocations_share_the_slots(table: Any, clock: FakeClock) -> None:
-    first = SharedRateLimiter(table, "submit", per_second=2, clock=clock)
-    second = SharedRateLimiter(boto3.resource("dynamodb").Table(TABLE), "submit", per_second=2, clock=clock)
+    first = SharedRateLimiter(table, "submit", per_second=2, headroom=1.0, clock=clock)
+    second = SharedRateLimiter(
+        boto3.resource("dynamodb").Table(TABLE), "submit", per_second=2, headroom=1.0, clock=clock
+    )
     assert first.take(max_wait=10) == Slot(True, 0)
     assert second.take(max_wait=10) == Slot(True, 0.5)
     assert first.take(max_wait=10) == Slot(True, 1.0)
@@ -137,8 +139,8 @@ def test_two_invocations_share_the_slots(table: Any, clock: FakeClock) -> None:
 
 
 def test_limiters_with_other_names_do_not_share(table: Any, clock: FakeClock) -> None:
-    submit = SharedRateLimiter(table, "submit", per_second=2, clock=clock)
-    other = SharedRateLimiter(table, "other", per_second=2, clock=clock)
+    submit = SharedRateLimiter(table, "submit", per_second=2, headroom=1.0, clock=clock)
+    other = SharedRateLimiter(table, "other", per_second=2, headroom=1.0, clock=clock)
     assert submit.take(max_wait=10) == Slot(True, 0)
     assert other.take(max_wait=10) == Slot(True, 0)
     assert len(items(table)) == 2
@@ -155,12 +157,12 @@ def test_the_item_key_can_never_be_a_job(table: Any, limiter: SharedRateLimiter)
 @pytest.mark.parametrize("per_second", [0, -1])
 def test_rate_must_be_positive(table: Any, per_second: float) -> None:
     with pytest.raises(ValueError, match="per_second"):
-        SharedRateLimiter(table, "submit", per_second=per_second)
+        SharedRateLimiter(table, "submit", per_second=per_second, headroom=1.0)
 
 
 @pytest.mark.parametrize(("per_second", "interval_ms"), [(1, 1000), (2, 500), (3, 333), (50, 20), (5000, 1)])
 def test_interval(table: Any, per_second: float, interval_ms: int) -> None:
-    assert SharedRateLimiter(table, "submit", per_second=per_second).interval_ms == interval_ms
+    assert SharedRateLimiter(table, "submit", per_second=per_second, headroom=1.0).interval_ms == interval_ms
 
 
 def test_threads_never_share_or_crowd_a_slot(table: Any) -> None:
@@ -174,7 +176,9 @@ def test_threads_never_share_or_crowd_a_slot(table: Any) -> None:
 
     sessions = [boto3.session.Session() for _ in range(threads_n)]
     limiters = [
-        SharedRateLimiter(s.resource("dynamodb").Table(TABLE), "submit", per_second=per_second, clock=recording_clock)
+        SharedRateLimiter(
+            s.resource("dynamodb").Table(TABLE), "submit", per_second=per_second, headroom=1.0, clock=recording_clock
+        )
         for s in sessions
     ]
     starts: list[int] = []
@@ -214,3 +218,17 @@ def test_threads_never_share_or_crowd_a_slot(table: Any) -> None:
     gaps = [b - a for a, b in itertools.pairwise(ordered)]
     assert min(gaps) >= 1000 // per_second, gaps
     assert next_slot_ms(table) == ordered[-1] + 1000 // per_second
+
+
+def test_slots_leave_headroom_below_the_providers_rate(table: Any) -> None:
+    """Creates exactly 1/rate apart meet a provider allowing exactly the rate as 429s (any jitter
+    between the two clocks): slots are 5 % wider by default."""
+    assert SharedRateLimiter(table, "submit", per_second=2).interval_ms == 525
+    assert SharedRateLimiter(table, "submit", per_second=1).interval_ms == 1050
+
+
+def test_a_slot_says_when_it_starts(table: Any) -> None:
+    clock = FakeClock(1_700_000_000.0)
+    limiter = SharedRateLimiter(table, "submit", per_second=2, headroom=1.0, clock=clock)
+    assert limiter.take(max_wait=10).starts_at == 1_700_000_000.0
+    assert limiter.take(max_wait=10).starts_at == 1_700_000_000.5

@@ -213,7 +213,8 @@ class Submitter:
         if not slot.taken:
             self.reservations.release(held, owner=self.owner)
             raise RetryLater("no create slot within this delivery's time", seconds=slot.wait)
-        self.sleep(slot.wait)
+        # Until the slot's start, measured after the write that took it (the write takes a few ms).
+        self.sleep(max(0.0, slot.starts_at - self.clock()))
         attempted_at = int(self.clock())
         verdict: CreateVerdict
         try:
