@@ -880,3 +880,23 @@ def test_sqs_submit_message_is_what_the_submit_rule_delivers() -> None:
     assert record["body"] == json.dumps(_sample("generation-requested.json"), separators=(",", ":"))
     assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()
     assert record["attributes"]["ApproximateReceiveCount"] == "1"
+
+
+def test_everything_that_means_a_job_may_be_stuck_has_an_alarm(res: dict[str, Any]) -> None:
+    alarms = [a["Properties"] for a in of_type(res, "AWS::CloudWatch::Alarm").values()]
+
+    def ours(metric: str) -> dict[str, Any]:
+        [alarm] = [a for a in alarms if a.get("Namespace") == "GrokVideo" and a["MetricName"] == metric]
+        assert list(alarm["Dimensions"]) == [{"Name": "service", "Value": "grokvideo"}]  # as Powertools emits it
+        return alarm
+
+    assert ours("UnexpectedErrors")["Threshold"] == 1
+    owed = ours("OwedEventAge")
+    assert owed["Statistic"] == "Maximum" and 60 < owed["Threshold"] <= 600  # "longer than a few minutes"
+    ages = {
+        a["Dimensions"][0]["Value"]["Fn::GetAtt"][0]: a["Threshold"]
+        for a in alarms
+        if a.get("MetricName") == "ApproximateAgeOfOldestMessage"
+    }
+    assert set(ages) == {"CopyQueue", "SubmitQueue"}
+    assert all(a.get("AlarmActions") == [{"Ref": "AlarmTopic"}] for a in alarms)
