@@ -51,6 +51,7 @@ bench: venv ## the benchmarks (README "Benchmarks"), each also runnable alone
 	$(PY) benchmarks/poll_sweep.py
 	$(PY) benchmarks/copy_video.py
 	$(PY) benchmarks/cold_start.py
+	$(PY) benchmarks/submit_burst.py
 
 clean: local-down ## remove virtualenvs, build output and local state
 	rm -rf $(VENV) .venvs .aws-sam .local out
