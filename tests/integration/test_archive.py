@@ -520,6 +520,84 @@ def test_connection_refused_is_retryable(s3: Any) -> None:
     assert info.value.retryable and "cannot connect" in str(info.value)
 
 
+# --- Content-Length -------------------------------------------------------------------------------
+
+
+def send_with_length(announced: str, body: bytes | None = None) -> Callable[[BaseHTTPRequestHandler], None]:
+    """The fixture video under a Content-Length header sent exactly as ``announced`` (latin-1 on the wire)."""
+    payload = FIXTURE.read_bytes() if body is None else body
+
+    def script(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "video/mp4")
+        h.send_header("Content-Length", announced)
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.close_connection = True
+        h.wfile.write(payload)
+
+    return script
+
+
+@pytest.mark.parametrize(
+    "announced",
+    [
+        "\N{SUPERSCRIPT TWO}",
+        "1\N{SUPERSCRIPT TWO}",
+        "\N{SUPERSCRIPT ONE}0",
+        "1_024",
+        "+1024",
+        " 0x400",
+        "-1",
+        "",
+        "1024, 2048",
+    ],
+)
+def test_malformed_content_length_is_a_permanent_transfer_failure(
+    scripted: Callable[..., ScriptedServer], s3: Any, s3_calls: list[str], announced: str
+) -> None:
+    """A server that sends garbage framing headers is broken for good: asking again gets the same."""
+    server = scripted(send_with_length(announced))
+    with pytest.raises(PermanentArchiveError) as info:
+        make_archiver(s3).archive(f"http://127.0.0.1:{server.port}/v.mp4", BUCKET, "videos/x.mp4")
+    assert info.value.reason == "TRANSFER_FAILED" and not info.value.retryable
+    assert "Content-Length" in str(info.value)
+    assert s3_calls == []
+
+
+def test_a_repeated_equal_content_length_is_accepted(scripted: Callable[..., ScriptedServer], s3: Any) -> None:
+    body = FIXTURE.read_bytes()
+    server = scripted(send_with_length(f"{len(body)}, {len(body)}"))
+    stored = make_archiver(s3).archive(f"http://127.0.0.1:{server.port}/v.mp4", BUCKET, "videos/x.mp4")
+    assert (stored.size_bytes, stored.sha256) == (len(body), hashlib.sha256(body).hexdigest())
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("0", 0), ("1024", 1024), (" 1024 ", 1024), ("7, 7", 7), (None, None)],
+)
+def test_content_length_parser_accepts_ascii_digits(raw: str | None, expected: int | None) -> None:
+    assert archive_module._content_length(_Headers({} if raw is None else {"Content-Length": raw})) == expected
+
+
+@pytest.mark.parametrize("raw", ["\N{SUPERSCRIPT TWO}", "\N{ARABIC-INDIC DIGIT THREE}", "1_0", "+1", "1e3", "1, 2", ""])
+def test_content_length_parser_refuses_anything_else(raw: str) -> None:
+    with pytest.raises(PermanentArchiveError, match="Content-Length"):
+        archive_module._content_length(_Headers({"Content-Length": raw}))
+
+
+def test_content_length_is_ignored_under_chunked_framing() -> None:
+    headers = {"Content-Length": "\N{SUPERSCRIPT TWO}", "Transfer-Encoding": "chunked"}
+    assert archive_module._content_length(_Headers(headers)) is None
+
+
+class _Headers:
+    """The one attribute of a urllib3 response that ``_content_length`` reads."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+
+
 # --- size cap -----------------------------------------------------------------------------------
 
 

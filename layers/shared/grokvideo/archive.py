@@ -47,6 +47,9 @@ Decisions on what the video host answers (``ArchiveError.retryable`` drives the 
   ``application/json``, ``image/*``): permanent NOT_A_VIDEO. A ``Content-Encoding`` other
   than identity: NOT_A_VIDEO (we store bytes as served and ask for identity).
 - Over ``max_video_bytes``, announced or streamed: permanent TOO_LARGE.
+- A malformed Content-Length (anything but ASCII digits, or values that disagree): permanent
+  TRANSFER_FAILED. A server sending garbage framing headers is broken, not busy: asking again
+  gets the same answer, and a body it frames wrongly cannot be trusted.
 - A body longer than its Content-Length: HTTP framing (RFC 9112 section 6.3) makes the body
   exactly the announced bytes, and http.client stops reading there and closes the connection,
   so bytes beyond it are never seen (the object is stored as announced). The reader still
@@ -85,7 +88,7 @@ from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from urllib3 import BaseHTTPResponse, HTTPConnectionPool, Timeout
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, InvalidHeader, NewConnectionError
 
 from grokvideo.errors import ArchiveError, PermanentArchiveError
 from grokvideo.models import ArchiveFailureReason as Reason
@@ -114,6 +117,7 @@ SIGNATURE_BYTES = 12
 _VIDEO_TYPE = re.compile(r"video/[a-z0-9][a-z0-9.+-]{0,63}")
 _META_KEY = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_DIGITS = re.compile(r"[0-9]{1,30}")  # ASCII digits only; 30 is far past any cap, well inside int()
 _S3_ERRORS = (ClientError, BotoCoreError, Boto3Error)
 
 
@@ -430,6 +434,11 @@ class VideoArchiver:
                 pool.close()
                 failure = type(exc).__name__
                 continue
+            except InvalidHeader:  # urllib3's own check: Content-Length values that disagree
+                pool.close()
+                raise PermanentArchiveError(
+                    f"invalid Content-Length from {target.redacted} (values disagree)", reason=Reason.TRANSFER_FAILED
+                ) from None
             except (HTTPError, OSError) as exc:
                 pool.close()
                 raise ArchiveError(
@@ -535,15 +544,26 @@ def _status_error(status: int, target: GuardedTarget) -> ArchiveError:
 
 
 def _content_length(response: BaseHTTPResponse) -> int | None:
+    """The announced body length: ASCII digits (RFC 9110 section 8.6), repeated equal values allowed.
+
+    Anything else is a permanent TRANSFER_FAILED: ``str.isdigit`` and ``int`` accept far more
+    than HTTP does (``"²".isdigit()`` is True, ``int("٣")`` is 3, ``int("1_0")`` is 10).
+    """
     if "chunked" in (response.headers.get("Transfer-Encoding") or "").lower():
         return None
     raw = response.headers.get("Content-Length")
     if raw is None:
         return None
-    values = {v.strip() for v in raw.split(",")}
-    if len(values) != 1 or not next(iter(values)).isdigit():
-        raise PermanentArchiveError(f"invalid Content-Length {raw[:40]!r}", reason=Reason.TRANSFER_FAILED)
-    return int(values.pop())
+    values = {v.strip(" \t") for v in raw.split(",")}
+    value = values.pop() if len(values) == 1 else ""
+    if not _DIGITS.fullmatch(value):
+        raise _invalid_length(raw)
+    return int(value)
+
+
+def _invalid_length(raw: str) -> PermanentArchiveError:
+    shown = raw[:40].encode("ascii", "backslashreplace").decode("ascii")
+    return PermanentArchiveError(f"invalid Content-Length {shown!r}", reason=Reason.TRANSFER_FAILED)
 
 
 def _checked_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
