@@ -10,9 +10,10 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from grokvideo.archive import VideoArchiver
-from grokvideo.copier import Copier
+from grokvideo.copier import Copier, RetryCopy
 from grokvideo.errors import EventPublishError
 from grokvideo.events import EventPublisher, OutputEvent, iso_utc
 from grokvideo.jobs import JobStore
@@ -300,3 +301,194 @@ def test_a_succeeded_event_for_a_job_still_pending_copies_nothing_and_leaves_the
     job = store.get(rid)
     assert job is not None and job.state is JobState.PENDING and job.due_shard is not None  # still tracked
     assert bucket.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+
+
+# --- whatever fails, the last receive settles the job ---------------------------------------------
+
+
+def raising(error: BaseException) -> Any:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    return fail
+
+
+def throttled(operation: str = "UpdateItem") -> ClientError:
+    return ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, operation)
+
+
+UNEXPECTED = [
+    ValueError("invalid literal for int() with base 10: '\N{SUPERSCRIPT TWO}'"),
+    KeyError("ContentLength"),
+    throttled("HeadObject"),
+    EndpointConnectionError(endpoint_url="https://s3.us-east-1.amazonaws.com"),
+]
+
+
+@pytest.mark.parametrize("error", UNEXPECTED, ids=lambda e: type(e).__name__)
+def test_any_failure_before_the_last_receive_comes_back_after_a_backoff(
+    error: BaseException,
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    copier = make_copier(store, publisher)
+    monkeypatch.setattr(copier.archiver, "archive", raising(error))
+    for receive, seconds in ((1, 10), (2, 60)):
+        with pytest.raises(RetryCopy) as info:
+            copier.copy(rid, receive_count=receive)
+        assert info.value.retry_after == seconds
+        assert store.get(rid).state is JobState.SUCCEEDED  # type: ignore[union-attr]
+        assert capture.drain() == []
+
+
+@pytest.mark.parametrize("error", UNEXPECTED, ids=lambda e: type(e).__name__)
+def test_any_failure_on_the_last_receive_settles_the_job_and_the_message_still_goes_to_the_dlq(
+    error: BaseException,
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    copier = make_copier(store, publisher)
+    monkeypatch.setattr(copier.archiver, "archive", raising(error))
+
+    with pytest.raises(RetryCopy) as info:
+        copier.copy(rid, receive_count=3)
+
+    assert info.value.retry_after == 0  # on to the DLQ at its next receive: the alarm, a redrive
+    job = store.get(rid)
+    assert job is not None and (job.state, job.reason, job.outbox) == (JobState.ARCHIVE_FAILED, "TRANSFER_FAILED", None)
+    [event] = capture.drain()
+    assert event["detail-type"] == "Video Archive Failed"
+    assert_valid_event("Video Archive Failed", event["detail"])
+    assert event["detail"]["reason"] == "TRANSFER_FAILED"
+    assert type(error).__name__ in event["detail"]["message"] and "after 3 attempts" in event["detail"]["message"]
+
+
+def test_a_table_error_after_the_upload_on_the_last_receive_settles_the_job(
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    real_transition = store.transition
+
+    def no_stored(job: Any, *, to_state: JobState, **kwargs: Any) -> Any:
+        if to_state is JobState.STORED:
+            raise throttled()
+        return real_transition(job, to_state=to_state, **kwargs)
+
+    monkeypatch.setattr(store, "transition", no_stored)
+    with pytest.raises(RetryCopy) as info:
+        make_copier(store, publisher).copy(rid, receive_count=3)
+
+    assert info.value.retry_after == 0
+    job = store.get(rid)
+    assert job is not None and (job.state, job.reason) == (JobState.ARCHIVE_FAILED, "TRANSFER_FAILED")
+    assert [e["detail"]["reason"] for e in capture.drain()] == ["TRANSFER_FAILED"]
+    # The video is complete in S3: a redrive finds it and stores the job without a second download.
+    monkeypatch.setattr(store, "transition", real_transition)
+    again = make_copier(store, publisher).copy(rid, receive_count=1)
+    assert (again.state, again.uploaded) == (JobState.STORED, False)
+    assert video_gets(fake, rid) == 1
+
+
+def test_a_job_already_stored_is_not_failed_when_a_later_step_fails_on_the_last_receive(
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Video Stored went out, then taking it off the outbox failed: the job stays STORED, owing it."""
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    monkeypatch.setattr(store, "clear_outbox", raising(throttled()))
+
+    result = make_copier(store, publisher).copy(rid, receive_count=3)
+
+    assert result.state is JobState.STORED  # acknowledged: nothing failed for the job
+    job = store.get(rid)
+    assert job is not None and (job.state, job.outbox) == (JobState.STORED, "Video Stored")
+    assert job.due_shard is not None  # the poller relays the event (at least once: consumers dedupe)
+    assert [e["detail-type"] for e in capture.drain()] == ["Video Stored"]
+
+
+def test_when_even_settling_fails_the_message_goes_to_the_dlq_and_the_job_is_left_as_it_was(
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    copier = make_copier(store, publisher)
+    monkeypatch.setattr(copier.archiver, "archive", raising(ValueError("bad header")))
+    monkeypatch.setattr(store, "transition", raising(throttled()))
+
+    with pytest.raises(RetryCopy) as info:
+        copier.copy(rid, receive_count=3)
+
+    assert info.value.retry_after == 0  # to the DLQ: the alarm fires, a redrive copies again
+    job = store.get(rid)
+    assert job is not None and (job.state, job.outbox) == (JobState.SUCCEEDED, None)
+    assert capture.drain() == []
+
+
+def test_a_permanent_failure_whose_settling_fails_comes_back_after_a_backoff(
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    fake.inject("status", code=410, count=2)
+    real_transition = store.transition
+    monkeypatch.setattr(store, "transition", raising(throttled()))
+    with pytest.raises(RetryCopy) as info:
+        make_copier(store, publisher).copy(rid, receive_count=1)
+    assert info.value.retry_after == 10
+    assert store.get(rid).state is JobState.SUCCEEDED  # type: ignore[union-attr]
+
+    monkeypatch.setattr(store, "transition", real_transition)
+    result = make_copier(store, publisher).copy(rid, receive_count=2)
+    assert result.state is JobState.ARCHIVE_FAILED
+    assert [e["detail"]["reason"] for e in capture.drain()] == ["URL_EXPIRED"]
+
+
+def test_settled_but_not_announced_on_the_last_receive_stays_owed_in_the_due_index(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, bucket: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    copier = make_copier(store, DeadPublisher())
+    monkeypatch.setattr(copier.archiver, "archive", raising(ValueError("bad header")))
+
+    with pytest.raises(RetryCopy) as info:
+        copier.copy(rid, receive_count=3)
+
+    assert info.value.retry_after == 0
+    job = store.get(rid)
+    assert job is not None and (job.state, job.outbox) == (JobState.ARCHIVE_FAILED, "Video Archive Failed")
+    assert job.due_shard is not None  # the poller relays Video Archive Failed
+
