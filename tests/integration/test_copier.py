@@ -492,3 +492,104 @@ def test_settled_but_not_announced_on_the_last_receive_stays_owed_in_the_due_ind
     assert job is not None and (job.state, job.outbox) == (JobState.ARCHIVE_FAILED, "Video Archive Failed")
     assert job.due_shard is not None  # the poller relays Video Archive Failed
 
+
+# --- the handler puts a failed copy back for its backoff (moto SQS, as Lambda feeds it) -------------
+
+
+@pytest.fixture
+def copy_queue(aws: None) -> dict[str, str]:
+    """The template's copy queue: 1800 s visibility, three receives, then the dead-letter queue."""
+    sqs = boto3.client("sqs")
+    dlq = sqs.create_queue(QueueName="grokvideo-copy-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})
+    url = sqs.create_queue(
+        QueueName="grokvideo-copy", Attributes={"VisibilityTimeout": "1800", "RedrivePolicy": redrive}
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return {"url": url, "arn": arn, "dlq": dlq}
+
+
+@pytest.fixture
+def queued_copier_handler(copier_handler: Any, copy_queue: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("COPY_QUEUE_URL", copy_queue["url"])
+    return load_handler("copier")
+
+
+def enqueue(queue: dict[str, str], request_id: str) -> None:
+    body = json.loads(SQS_SAMPLE["Records"][0]["body"])
+    body["detail"]["request_id"] = request_id
+    boto3.client("sqs").send_message(QueueUrl=queue["url"], MessageBody=json.dumps(body))
+
+
+def receive(queue: dict[str, str], *, wait: float = 0) -> dict[str, Any]:
+    """What Lambda's SQS poller hands the function: the visible messages as one batch."""
+    deadline = time.monotonic() + wait
+    while True:
+        got = boto3.client("sqs").receive_message(
+            QueueUrl=queue["url"], MaxNumberOfMessages=1, AttributeNames=["All"], WaitTimeSeconds=0
+        )
+        messages = got.get("Messages", [])
+        if messages or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue["arn"],
+                "awsRegion": "us-east-1",
+            }
+            for m in messages
+        ]
+    }
+
+
+def test_the_handler_puts_a_failed_copy_back_for_its_backoff_then_the_last_receive_goes_to_the_dlq(
+    queued_copier_handler: Any,
+    copy_queue: dict[str, str],
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from grokvideo import runtime
+
+    assert runtime.copier().retry_delays == (10, 60, 300)  # what the deployed copier uses
+    monkeypatch.setattr(runtime.copier(), "retry_delays", (2, 3))  # the same, scaled down to seconds
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    fake.inject("status", code=503, count=3)
+    enqueue(copy_queue, rid)
+
+    batch = receive(copy_queue)
+    for receive_count, delay in ((1, 2), (2, 3)):
+        assert batch["Records"][0]["attributes"]["ApproximateReceiveCount"] == str(receive_count)
+        failed_at = time.monotonic()
+        response = queued_copier_handler.lambda_handler(batch, FakeContext(timeout_seconds=300))
+        assert response == {"batchItemFailures": [{"itemIdentifier": batch["Records"][0]["messageId"]}]}
+        assert store.get(rid).state is JobState.SUCCEEDED  # type: ignore[union-attr]
+        time.sleep(max(0.0, failed_at + delay - 1.2 - time.monotonic()))
+        assert receive(copy_queue)["Records"] == [], "back before its backoff"
+        batch = receive(copy_queue, wait=3)  # what Lambda's poller hands over next
+        assert batch["Records"], "not back after its backoff (the queue's own timeout is 1800 s)"
+        assert time.monotonic() - failed_at < delay + 2.5
+
+    last = batch
+    assert last["Records"][0]["attributes"]["ApproximateReceiveCount"] == "3"
+    response = queued_copier_handler.lambda_handler(last, FakeContext(timeout_seconds=300))
+    assert len(response["batchItemFailures"]) == 1
+    job = store.get(rid)
+    assert job is not None and (job.state, job.reason) == (JobState.ARCHIVE_FAILED, "TRANSFER_FAILED")
+    assert [e["detail-type"] for e in capture.drain()] == ["Video Archive Failed"]
+    # Visible again at once, so SQS moves it to the dead-letter queue at the next receive, not 30 min on.
+    assert receive(copy_queue)["Records"] == []
+    dead = boto3.client("sqs").receive_message(QueueUrl=copy_queue["dlq"], WaitTimeSeconds=0).get("Messages", [])
+    assert [json.loads(m["Body"])["detail"]["request_id"] for m in dead] == [rid]

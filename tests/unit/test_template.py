@@ -18,6 +18,7 @@ import pytest
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode
 
+from grokvideo.copier import RETRY_DELAYS
 from tests.schema_check import assert_valid_entry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -348,13 +349,22 @@ def test_globals_runtime_arch_tracing_layer(tpl: dict[str, Any]) -> None:
 
 
 def test_environment_names_are_ones_the_package_reads(res: dict[str, Any], tpl: dict[str, Any]) -> None:
-    config = (ROOT / "layers" / "shared" / "grokvideo" / "config.py").read_text()
-    read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', config))
+    def names_in(path: Path) -> set[str]:
+        return set(re.findall(r'"([A-Z][A-Z0-9_]+)"', path.read_text()))
+
+    read = names_in(ROOT / "layers" / "shared" / "grokvideo" / "config.py")
     names = set(tpl["Globals"]["Function"]["Environment"]["Variables"])
     per_fn: dict[str, set[str]] = {}
     for fn in FUNCTIONS:
         per_fn[fn] = names | set(props(res, fn).get("Environment", {}).get("Variables", {}))
-    unknown = {n for s in per_fn.values() for n in s if n not in read and not n.startswith("POWERTOOLS_")}
+    # A name may also be read by the function's own handler (the copier's COPY_QUEUE_URL, until
+    # the settings read it), never by another function's.
+    unknown = {
+        n
+        for fn, s in per_fn.items()
+        for n in s
+        if n not in read | names_in(ROOT / "functions" / FUNCTIONS[fn] / "app.py") and not n.startswith("POWERTOOLS_")
+    }
     assert not unknown, f"env vars no setting reads: {unknown}"
     assert {
         "TABLE_NAME",
@@ -375,6 +385,8 @@ def test_environment_names_are_ones_the_package_reads(res: dict[str, Any], tpl: 
         "ALLOWED_VIDEO_HOSTS",
         "ALLOW_PRIVATE_VIDEO_HOSTS",
         "MAX_VIDEO_BYTES",
+        "COPY_MAX_RECEIVES",
+        "COPY_QUEUE_URL",
     } <= per_fn["CopierFunction"]
     assert {"TABLE_NAME", "EVENT_BUS_NAME", "EVENT_SOURCE"} <= per_fn["RegisterFunction"]
     assert {
@@ -463,6 +475,9 @@ def test_copy_queue_visibility_and_redrive(res: dict[str, Any], tpl: dict[str, A
     assert tpl["Mappings"]["Copy"]["Queue"]["MaxReceiveCount"] == 3
     # The copier knows which receive is its last, to settle the job instead of retrying.
     assert props(res, "CopierFunction")["Environment"]["Variables"]["COPY_MAX_RECEIVES"] == "3"
+    # ... and puts a failed copy back on its own queue after a backoff far below the timeout.
+    assert props(res, "CopierFunction")["Environment"]["Variables"]["COPY_QUEUE_URL"] == {"Ref": "CopyQueue"}
+    assert max(RETRY_DELAYS) * 3 < int(q["VisibilityTimeout"])
     assert q["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["CopyDeadLetterQueue", "Arn"]}
     assert int(q["MessageRetentionPeriod"]) == 4 * 86400
 
@@ -677,6 +692,7 @@ def test_least_privilege_per_function(res: dict[str, Any]) -> None:
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
         "events:PutEvents",
+        "sqs:ChangeMessageVisibility",
     }
     for fn in FUNCTIONS:
         for st in function_statements(res, fn):
@@ -701,18 +717,19 @@ def test_submit_iam_reads_and_writes_only_the_jobs_table_item(res: dict[str, Any
     assert st["Resource"] == {"Fn::GetAtt": ["JobsTable", "Arn"]}  # the table, no index
 
 
-def test_change_message_visibility_only_on_the_submit_queue(res: dict[str, Any]) -> None:
-    found = [
-        (fn, st)
+def test_change_message_visibility_only_on_the_functions_own_queue(res: dict[str, Any]) -> None:
+    found = {
+        fn: st
         for fn in FUNCTIONS
         for st in function_statements(res, fn)
         if "sqs:ChangeMessageVisibility" in as_list(st["Action"])
-    ]
-    assert len(found) == 1
-    ((fn, st),) = found
-    assert fn == "SubmitFunction"
-    assert as_list(st["Action"]) == ["sqs:ChangeMessageVisibility"]
-    assert st["Resource"] == {"Fn::GetAtt": ["SubmitQueue", "Arn"]}
+    }
+    assert set(found) == {"SubmitFunction", "CopierFunction"}
+    for fn, queue in (("SubmitFunction", "SubmitQueue"), ("CopierFunction", "CopyQueue")):
+        assert as_list(found[fn]["Action"]) == ["sqs:ChangeMessageVisibility"], fn
+        assert found[fn]["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}, fn
+        (event,) = props(res, fn)["Events"].values()
+        assert event["Properties"]["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}, fn
 
 
 def _submit_s3_resources(
