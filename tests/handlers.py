@@ -28,6 +28,8 @@ def load_handler(function: str) -> ModuleType:
         runtime.submit_settings,
         runtime.submitter,
         runtime.submit_requeue,
+        runtime.copier_settings,
+        runtime.copy_requeue,
         runtime.copier,
     ):
         factory.cache_clear()  # each test brings its own environment

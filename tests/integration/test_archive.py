@@ -511,6 +511,123 @@ def test_trickling_body_stops_at_the_time_limit(fake: FakeCometAPI, s3: Any) -> 
     assert time.monotonic() - started < 1.5
 
 
+def finishes_within(seconds: float, call: Callable[[], Any]) -> BaseException | None:
+    """Run ``call`` in a thread; fail unless it ends within ``seconds``; return what it raised."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running {seconds} s later"
+    return raised[0] if raised else None
+
+
+def test_a_read_that_blocks_past_the_time_limit_ends_at_the_deadline(
+    fake: FakeCometAPI, s3: Any, s3_calls: list[str]
+) -> None:
+    """One 1 MiB read of a body trickling 1 KiB every 0.25 s (each piece well inside the read
+    timeout) would take four minutes: the limit must not wait for the read to come back."""
+    rid = fake.add_job(outcome="done", video_size=2 * MiB)
+    fake.inject("slow_body", delay=0.25, chunk=1024)
+    archiver = make_archiver(s3, read_timeout=5)
+    started = time.monotonic()
+    error = finishes_within(4.0, lambda: archiver.archive(fake.video_url(rid), BUCKET, "videos/x.mp4", time_limit=1.0))
+    assert time.monotonic() - started < 1.0 + 0.75
+    assert isinstance(error, ArchiveError) and error.retryable and error.reason == "TRANSFER_FAILED"
+    assert "time limit" in str(error)
+    assert not {"PutObject", "CreateMultipartUpload"} & set(s3_calls)
+    assert uploads_left(s3) == [] and not object_exists(s3, "videos/x.mp4")
+
+
+def test_a_multipart_copy_cut_at_the_deadline_leaves_no_upload(
+    fake: FakeCometAPI, s3: Any, s3_calls: list[str]
+) -> None:
+    """The deadline falls inside an 8 MiB read, after the multipart upload has begun."""
+    rid = fake.add_job(outcome="done", video_size=64 * MiB)
+    fake.inject("slow_body", delay=0.02, chunk=64 * 1024)  # ~3 MiB/s: 8 MiB in ~2.6 s
+    archiver = make_archiver(s3, read_timeout=5, chunk_size=8 * MiB)
+    started = time.monotonic()
+    error = finishes_within(10.0, lambda: archiver.archive(fake.video_url(rid), BUCKET, "videos/x.mp4", time_limit=4.0))
+    assert time.monotonic() - started < 4.0 + 0.75
+    assert isinstance(error, ArchiveError) and error.retryable and "time limit" in str(error)
+    assert "CreateMultipartUpload" in s3_calls and "AbortMultipartUpload" in s3_calls
+    assert uploads_left(s3) == [] and not object_exists(s3, "videos/x.mp4")
+
+
+def trickle_headers(stop: threading.Event) -> Callable[[BaseHTTPRequestHandler], None]:
+    """A status line, then one header byte every 0.2 s, never finishing the headers."""
+
+    def script(h: BaseHTTPRequestHandler) -> None:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nX-Slow: ")
+        h.wfile.flush()
+        while not stop.wait(0.2):
+            h.wfile.write(b"a")
+            h.wfile.flush()
+
+    return script
+
+
+def test_headers_that_never_end_stop_at_the_deadline(
+    scripted: Callable[..., ScriptedServer], s3: Any, s3_calls: list[str]
+) -> None:
+    stop = threading.Event()
+    server = scripted(trickle_headers(stop))
+    archiver = make_archiver(s3, read_timeout=5)
+    started = time.monotonic()
+    try:
+        error = finishes_within(
+            4.0,
+            lambda: archiver.archive(f"http://127.0.0.1:{server.port}/v.mp4", BUCKET, "videos/x.mp4", time_limit=1.0),
+        )
+    finally:
+        stop.set()
+    assert time.monotonic() - started < 1.0 + 0.75
+    assert isinstance(error, ArchiveError) and error.retryable and "time limit" in str(error)
+    assert s3_calls == []
+
+
+def test_https_body_that_trickles_stops_at_the_deadline(
+    tmp_path: Path, scripted: Callable[..., ScriptedServer], s3: Any
+) -> None:
+    """The deadline cuts a TLS socket too (the plain socket's shutdown under the TLS object)."""
+    ca_file, context = _tls_material(tmp_path, "videos.test")
+    stop = threading.Event()
+    head = FIXTURE.read_bytes()[:4096]
+
+    def trickle(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "video/mp4")
+        h.send_header("Content-Length", str(10 * MiB))
+        h.end_headers()
+        h.wfile.write(head)
+        while not stop.wait(0.2):
+            h.wfile.write(b"\\0")
+            h.wfile.flush()
+
+    server = scripted(trickle, tls=context)
+    guard = UrlGuard(["videos.test"], allow_private=True, resolver=NameResolver({"videos.test": "127.0.0.1"}))
+    archiver = make_archiver(s3, guard, ca_certs=str(ca_file), read_timeout=5)
+    started = time.monotonic()
+    try:
+        error = finishes_within(
+            4.0,
+            lambda: archiver.archive(
+                f"https://videos.test:{server.port}/v.mp4", BUCKET, "videos/t.mp4", time_limit=1.0
+            ),
+        )
+    finally:
+        stop.set()
+    assert time.monotonic() - started < 1.0 + 0.75
+    assert isinstance(error, ArchiveError) and error.retryable and "time limit" in str(error)
+    assert uploads_left(s3) == [] and not object_exists(s3, "videos/t.mp4")
+
+
 def test_connection_refused_is_retryable(s3: Any) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -518,6 +635,84 @@ def test_connection_refused_is_retryable(s3: Any) -> None:
     with pytest.raises(ArchiveError) as info:
         make_archiver(s3, connect_timeout=1).archive(f"http://127.0.0.1:{port}/v.mp4", BUCKET, "videos/x.mp4")
     assert info.value.retryable and "cannot connect" in str(info.value)
+
+
+# --- Content-Length -------------------------------------------------------------------------------
+
+
+def send_with_length(announced: str, body: bytes | None = None) -> Callable[[BaseHTTPRequestHandler], None]:
+    """The fixture video under a Content-Length header sent exactly as ``announced`` (latin-1 on the wire)."""
+    payload = FIXTURE.read_bytes() if body is None else body
+
+    def script(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "video/mp4")
+        h.send_header("Content-Length", announced)
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.close_connection = True
+        h.wfile.write(payload)
+
+    return script
+
+
+@pytest.mark.parametrize(
+    "announced",
+    [
+        "\N{SUPERSCRIPT TWO}",
+        "1\N{SUPERSCRIPT TWO}",
+        "\N{SUPERSCRIPT ONE}0",
+        "1_024",
+        "+1024",
+        " 0x400",
+        "-1",
+        "",
+        "1024, 2048",
+    ],
+)
+def test_malformed_content_length_is_a_permanent_transfer_failure(
+    scripted: Callable[..., ScriptedServer], s3: Any, s3_calls: list[str], announced: str
+) -> None:
+    """A server that sends garbage framing headers is broken for good: asking again gets the same."""
+    server = scripted(send_with_length(announced))
+    with pytest.raises(PermanentArchiveError) as info:
+        make_archiver(s3).archive(f"http://127.0.0.1:{server.port}/v.mp4", BUCKET, "videos/x.mp4")
+    assert info.value.reason == "TRANSFER_FAILED" and not info.value.retryable
+    assert "Content-Length" in str(info.value)
+    assert s3_calls == []
+
+
+def test_a_repeated_equal_content_length_is_accepted(scripted: Callable[..., ScriptedServer], s3: Any) -> None:
+    body = FIXTURE.read_bytes()
+    server = scripted(send_with_length(f"{len(body)}, {len(body)}"))
+    stored = make_archiver(s3).archive(f"http://127.0.0.1:{server.port}/v.mp4", BUCKET, "videos/x.mp4")
+    assert (stored.size_bytes, stored.sha256) == (len(body), hashlib.sha256(body).hexdigest())
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("0", 0), ("1024", 1024), (" 1024 ", 1024), ("7, 7", 7), (None, None)],
+)
+def test_content_length_parser_accepts_ascii_digits(raw: str | None, expected: int | None) -> None:
+    assert archive_module._content_length(_Headers({} if raw is None else {"Content-Length": raw})) == expected
+
+
+@pytest.mark.parametrize("raw", ["\N{SUPERSCRIPT TWO}", "\N{ARABIC-INDIC DIGIT THREE}", "1_0", "+1", "1e3", "1, 2", ""])
+def test_content_length_parser_refuses_anything_else(raw: str) -> None:
+    with pytest.raises(PermanentArchiveError, match="Content-Length"):
+        archive_module._content_length(_Headers({"Content-Length": raw}))
+
+
+def test_content_length_is_ignored_under_chunked_framing() -> None:
+    headers = {"Content-Length": "\N{SUPERSCRIPT TWO}", "Transfer-Encoding": "chunked"}
+    assert archive_module._content_length(_Headers(headers)) is None
+
+
+class _Headers:
+    """The one attribute of a urllib3 response that ``_content_length`` reads."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
 
 
 # --- size cap -----------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from grokvideo.archive import VideoArchiver
-from grokvideo.copier import Copier
+from grokvideo.copier import Copier, RetryCopy
 from grokvideo.errors import EventPublishError
 from grokvideo.events import EventPublisher, OutputEvent, iso_utc
 from grokvideo.jobs import JobStore
@@ -45,6 +46,8 @@ def copier_handler(monkeypatch: pytest.MonkeyPatch, store: JobStore, capture: Ev
         "ALLOWED_VIDEO_HOSTS": "127.0.0.1",
         "ALLOW_PRIVATE_VIDEO_HOSTS": "true",
         "COPY_MAX_RECEIVES": "3",
+        # No such queue in moto: putting a message back early fails quietly (it comes back late).
+        "COPY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/no-such-copy-queue",
     }.items():
         monkeypatch.setenv(name, value)
     return load_handler("copier")
@@ -300,3 +303,295 @@ def test_a_succeeded_event_for_a_job_still_pending_copies_nothing_and_leaves_the
     job = store.get(rid)
     assert job is not None and job.state is JobState.PENDING and job.due_shard is not None  # still tracked
     assert bucket.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+
+
+# --- whatever fails, the last receive settles the job ---------------------------------------------
+
+
+def raising(error: BaseException) -> Any:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    return fail
+
+
+def throttled(operation: str = "UpdateItem") -> ClientError:
+    return ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, operation)
+
+
+UNEXPECTED = [
+    ValueError("invalid literal for int() with base 10: '\N{SUPERSCRIPT TWO}'"),
+    KeyError("ContentLength"),
+    throttled("HeadObject"),
+    EndpointConnectionError(endpoint_url="https://s3.us-east-1.amazonaws.com"),
+]
+
+
+@pytest.mark.parametrize("error", UNEXPECTED, ids=lambda e: type(e).__name__)
+def test_any_failure_before_the_last_receive_comes_back_after_a_backoff(
+    error: BaseException,
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    copier = make_copier(store, publisher)
+    monkeypatch.setattr(copier.archiver, "archive", raising(error))
+    for receive, seconds in ((1, 10), (2, 60)):
+        with pytest.raises(RetryCopy) as info:
+            copier.copy(rid, receive_count=receive)
+        assert info.value.retry_after == seconds
+        assert store.get(rid).state is JobState.SUCCEEDED  # type: ignore[union-attr]
+        assert capture.drain() == []
+
+
+@pytest.mark.parametrize("error", UNEXPECTED, ids=lambda e: type(e).__name__)
+def test_any_failure_on_the_last_receive_settles_the_job_and_the_message_still_goes_to_the_dlq(
+    error: BaseException,
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    copier = make_copier(store, publisher)
+    monkeypatch.setattr(copier.archiver, "archive", raising(error))
+
+    with pytest.raises(RetryCopy) as info:
+        copier.copy(rid, receive_count=3)
+
+    assert info.value.retry_after == 0  # on to the DLQ at its next receive: the alarm, a redrive
+    job = store.get(rid)
+    assert job is not None and (job.state, job.reason, job.outbox) == (JobState.ARCHIVE_FAILED, "TRANSFER_FAILED", None)
+    [event] = capture.drain()
+    assert event["detail-type"] == "Video Archive Failed"
+    assert_valid_event("Video Archive Failed", event["detail"])
+    assert event["detail"]["reason"] == "TRANSFER_FAILED"
+    assert type(error).__name__ in event["detail"]["message"] and "after 3 attempts" in event["detail"]["message"]
+
+
+def test_a_table_error_after_the_upload_on_the_last_receive_settles_the_job(
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    real_transition = store.transition
+
+    def no_stored(job: Any, *, to_state: JobState, **kwargs: Any) -> Any:
+        if to_state is JobState.STORED:
+            raise throttled()
+        return real_transition(job, to_state=to_state, **kwargs)
+
+    monkeypatch.setattr(store, "transition", no_stored)
+    with pytest.raises(RetryCopy) as info:
+        make_copier(store, publisher).copy(rid, receive_count=3)
+
+    assert info.value.retry_after == 0
+    job = store.get(rid)
+    assert job is not None and (job.state, job.reason) == (JobState.ARCHIVE_FAILED, "TRANSFER_FAILED")
+    assert [e["detail"]["reason"] for e in capture.drain()] == ["TRANSFER_FAILED"]
+    # The video is complete in S3: a redrive finds it and stores the job without a second download.
+    monkeypatch.setattr(store, "transition", real_transition)
+    again = make_copier(store, publisher).copy(rid, receive_count=1)
+    assert (again.state, again.uploaded) == (JobState.STORED, False)
+    assert video_gets(fake, rid) == 1
+
+
+def test_a_job_already_stored_is_not_failed_when_a_later_step_fails_on_the_last_receive(
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Video Stored went out, then taking it off the outbox failed: the job stays STORED, owing it."""
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    monkeypatch.setattr(store, "clear_outbox", raising(throttled()))
+
+    result = make_copier(store, publisher).copy(rid, receive_count=3)
+
+    assert result.state is JobState.STORED  # acknowledged: nothing failed for the job
+    job = store.get(rid)
+    assert job is not None and (job.state, job.outbox) == (JobState.STORED, "Video Stored")
+    assert job.due_shard is not None  # the poller relays the event (at least once: consumers dedupe)
+    assert [e["detail-type"] for e in capture.drain()] == ["Video Stored"]
+
+
+def test_when_even_settling_fails_the_message_goes_to_the_dlq_and_the_job_is_left_as_it_was(
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    copier = make_copier(store, publisher)
+    monkeypatch.setattr(copier.archiver, "archive", raising(ValueError("bad header")))
+    monkeypatch.setattr(store, "transition", raising(throttled()))
+
+    with pytest.raises(RetryCopy) as info:
+        copier.copy(rid, receive_count=3)
+
+    assert info.value.retry_after == 0  # to the DLQ: the alarm fires, a redrive copies again
+    job = store.get(rid)
+    assert job is not None and (job.state, job.outbox) == (JobState.SUCCEEDED, None)
+    assert capture.drain() == []
+
+
+def test_a_permanent_failure_whose_settling_fails_comes_back_after_a_backoff(
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    fake.inject("status", code=410, count=2)
+    real_transition = store.transition
+    monkeypatch.setattr(store, "transition", raising(throttled()))
+    with pytest.raises(RetryCopy) as info:
+        make_copier(store, publisher).copy(rid, receive_count=1)
+    assert info.value.retry_after == 10
+    assert store.get(rid).state is JobState.SUCCEEDED  # type: ignore[union-attr]
+
+    monkeypatch.setattr(store, "transition", real_transition)
+    result = make_copier(store, publisher).copy(rid, receive_count=2)
+    assert result.state is JobState.ARCHIVE_FAILED
+    assert [e["detail"]["reason"] for e in capture.drain()] == ["URL_EXPIRED"]
+
+
+def test_settled_but_not_announced_on_the_last_receive_stays_owed_in_the_due_index(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, bucket: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    copier = make_copier(store, DeadPublisher())
+    monkeypatch.setattr(copier.archiver, "archive", raising(ValueError("bad header")))
+
+    with pytest.raises(RetryCopy) as info:
+        copier.copy(rid, receive_count=3)
+
+    assert info.value.retry_after == 0
+    job = store.get(rid)
+    assert job is not None and (job.state, job.outbox) == (JobState.ARCHIVE_FAILED, "Video Archive Failed")
+    assert job.due_shard is not None  # the poller relays Video Archive Failed
+
+
+# --- the handler puts a failed copy back for its backoff (moto SQS, as Lambda feeds it) -------------
+
+
+@pytest.fixture
+def copy_queue(aws: None) -> dict[str, str]:
+    """The template's copy queue: 1800 s visibility, three receives, then the dead-letter queue."""
+    sqs = boto3.client("sqs")
+    dlq = sqs.create_queue(QueueName="grokvideo-copy-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})
+    url = sqs.create_queue(
+        QueueName="grokvideo-copy", Attributes={"VisibilityTimeout": "1800", "RedrivePolicy": redrive}
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return {"url": url, "arn": arn, "dlq": dlq}
+
+
+@pytest.fixture
+def queued_copier_handler(copier_handler: Any, copy_queue: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("COPY_QUEUE_URL", copy_queue["url"])
+    return load_handler("copier")
+
+
+def enqueue(queue: dict[str, str], request_id: str) -> None:
+    body = json.loads(SQS_SAMPLE["Records"][0]["body"])
+    body["detail"]["request_id"] = request_id
+    boto3.client("sqs").send_message(QueueUrl=queue["url"], MessageBody=json.dumps(body))
+
+
+def receive(queue: dict[str, str], *, wait: float = 0) -> dict[str, Any]:
+    """What Lambda's SQS poller hands the function: the visible messages as one batch."""
+    deadline = time.monotonic() + wait
+    while True:
+        got = boto3.client("sqs").receive_message(
+            QueueUrl=queue["url"], MaxNumberOfMessages=1, AttributeNames=["All"], WaitTimeSeconds=0
+        )
+        messages = got.get("Messages", [])
+        if messages or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue["arn"],
+                "awsRegion": "us-east-1",
+            }
+            for m in messages
+        ]
+    }
+
+
+def test_the_handler_puts_a_failed_copy_back_for_its_backoff_then_the_last_receive_goes_to_the_dlq(
+    queued_copier_handler: Any,
+    copy_queue: dict[str, str],
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from grokvideo import runtime
+
+    assert runtime.copier().retry_delays == (10, 60, 300)  # what the deployed copier uses
+    monkeypatch.setattr(runtime.copier(), "retry_delays", (2, 3))  # the same, scaled down to seconds
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    fake.inject("status", code=503, count=3)
+    enqueue(copy_queue, rid)
+
+    batch = receive(copy_queue)
+    for receive_count, delay in ((1, 2), (2, 3)):
+        assert batch["Records"][0]["attributes"]["ApproximateReceiveCount"] == str(receive_count)
+        failed_at = time.monotonic()
+        response = queued_copier_handler.lambda_handler(batch, FakeContext(timeout_seconds=300))
+        assert response == {"batchItemFailures": [{"itemIdentifier": batch["Records"][0]["messageId"]}]}
+        assert store.get(rid).state is JobState.SUCCEEDED  # type: ignore[union-attr]
+        time.sleep(max(0.0, failed_at + delay - 1.2 - time.monotonic()))
+        assert receive(copy_queue)["Records"] == [], "back before its backoff"
+        batch = receive(copy_queue, wait=3)  # what Lambda's poller hands over next
+        assert batch["Records"], "not back after its backoff (the queue's own timeout is 1800 s)"
+        assert time.monotonic() - failed_at < delay + 2.5
+
+    last = batch
+    assert last["Records"][0]["attributes"]["ApproximateReceiveCount"] == "3"
+    response = queued_copier_handler.lambda_handler(last, FakeContext(timeout_seconds=300))
+    assert len(response["batchItemFailures"]) == 1
+    job = store.get(rid)
+    assert job is not None and (job.state, job.reason) == (JobState.ARCHIVE_FAILED, "TRANSFER_FAILED")
+    assert [e["detail-type"] for e in capture.drain()] == ["Video Archive Failed"]
+    # Visible again at once, so SQS moves it to the dead-letter queue at the next receive, not 30 min on.
+    assert receive(copy_queue)["Records"] == []
+    dead = boto3.client("sqs").receive_message(QueueUrl=copy_queue["dlq"], WaitTimeSeconds=0).get("Messages", [])
+    assert [json.loads(m["Body"])["detail"]["request_id"] for m in dead] == [rid]

@@ -18,6 +18,7 @@ import pytest
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode
 
+from grokvideo.copier import RETRY_DELAYS
 from tests.schema_check import assert_valid_entry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -436,6 +437,9 @@ def test_copy_queue_visibility_and_redrive(res: dict[str, Any], tpl: dict[str, A
     assert tpl["Mappings"]["Copy"]["Queue"]["MaxReceiveCount"] == 3
     # The copier knows which receive is its last, to settle the job instead of retrying.
     assert props(res, "CopierFunction")["Environment"]["Variables"]["COPY_MAX_RECEIVES"] == "3"
+    # ... and puts a failed copy back on its own queue after a backoff far below the timeout.
+    assert props(res, "CopierFunction")["Environment"]["Variables"]["COPY_QUEUE_URL"] == {"Ref": "CopyQueue"}
+    assert max(RETRY_DELAYS) * 3 < int(q["VisibilityTimeout"])
     assert q["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["CopyDeadLetterQueue", "Arn"]}
     assert int(q["MessageRetentionPeriod"]) == 4 * 86400
 
@@ -646,6 +650,7 @@ def test_least_privilege_per_function(res: dict[str, Any]) -> None:
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
         "events:PutEvents",
+        "sqs:ChangeMessageVisibility",
     }
     for fn in FUNCTIONS:
         for st in function_statements(res, fn):
@@ -670,18 +675,19 @@ def test_submit_iam_reads_and_writes_only_the_jobs_table_item(res: dict[str, Any
     assert st["Resource"] == {"Fn::GetAtt": ["JobsTable", "Arn"]}  # the table, no index
 
 
-def test_change_message_visibility_only_on_the_submit_queue(res: dict[str, Any]) -> None:
-    found = [
-        (fn, st)
+def test_change_message_visibility_only_on_the_functions_own_queue(res: dict[str, Any]) -> None:
+    found = {
+        fn: st
         for fn in FUNCTIONS
         for st in function_statements(res, fn)
         if "sqs:ChangeMessageVisibility" in as_list(st["Action"])
-    ]
-    assert len(found) == 1
-    ((fn, st),) = found
-    assert fn == "SubmitFunction"
-    assert as_list(st["Action"]) == ["sqs:ChangeMessageVisibility"]
-    assert st["Resource"] == {"Fn::GetAtt": ["SubmitQueue", "Arn"]}
+    }
+    assert set(found) == {"SubmitFunction", "CopierFunction"}
+    for fn, queue in (("SubmitFunction", "SubmitQueue"), ("CopierFunction", "CopyQueue")):
+        assert as_list(found[fn]["Action"]) == ["sqs:ChangeMessageVisibility"], fn
+        assert found[fn]["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}, fn
+        (event,) = props(res, fn)["Events"].values()
+        assert event["Properties"]["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}, fn
 
 
 def _submit_s3_resources(

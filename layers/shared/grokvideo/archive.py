@@ -47,6 +47,9 @@ Decisions on what the video host answers (``ArchiveError.retryable`` drives the 
   ``application/json``, ``image/*``): permanent NOT_A_VIDEO. A ``Content-Encoding`` other
   than identity: NOT_A_VIDEO (we store bytes as served and ask for identity).
 - Over ``max_video_bytes``, announced or streamed: permanent TOO_LARGE.
+- A malformed Content-Length (anything but ASCII digits, or values that disagree): permanent
+  TRANSFER_FAILED. A server sending garbage framing headers is broken, not busy: asking again
+  gets the same answer, and a body it frames wrongly cannot be trusted.
 - A body longer than its Content-Length: HTTP framing (RFC 9112 section 6.3) makes the body
   exactly the announced bytes, and http.client stops reading there and closes the connection,
   so bytes beyond it are never seen (the object is stored as announced). The reader still
@@ -54,8 +57,14 @@ Decisions on what the video host answers (``ArchiveError.retryable`` drives the 
   transport ever delivers it. A chunked answer (no Content-Length) is bounded by the cap only.
 - S3 errors: retryable TRANSFER_FAILED.
 
-- A body that trickles in (each read inside ``read_timeout``, the whole too slow) is stopped by
-  ``archive(..., time_limit=seconds)``: retryable TRANSFER_FAILED, cleanup included.
+- ``archive(..., time_limit=seconds)`` ends the transfer by then whatever the server does:
+  retryable TRANSFER_FAILED, multipart upload aborted. Checking the clock between reads is not
+  enough (one read blocks until its bytes arrive, and a byte every 29 s keeps a 30 s read
+  timeout happy for ever), so a ``_Deadline`` thread shuts the connection's socket down at the
+  deadline: a read blocked in the headers or the body returns at once, and the reader reports
+  the time limit (never a clean end of stream: a body without a length would look complete).
+  The S3 calls after the last byte (completing the upload, tagging) are bounded by boto3's own
+  timeouts, not by the limit: the caller keeps a margin for them.
 
 Measured (``benchmarks/copy_video.py``, 1 GiB through moto's S3 server): peak RSS ~140 MB for the
 whole process, ~53 MB of it Python and boto3 before the copy starts.
@@ -76,6 +85,8 @@ import json
 import logging
 import math
 import re
+import socket
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -85,7 +96,7 @@ from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from urllib3 import BaseHTTPResponse, HTTPConnectionPool, Timeout
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, InvalidHeader, NewConnectionError
 
 from grokvideo.errors import ArchiveError, PermanentArchiveError
 from grokvideo.models import ArchiveFailureReason as Reason
@@ -114,6 +125,7 @@ SIGNATURE_BYTES = 12
 _VIDEO_TYPE = re.compile(r"video/[a-z0-9][a-z0-9.+-]{0,63}")
 _META_KEY = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_DIGITS = re.compile(r"[0-9]{1,30}")  # ASCII digits only; 30 is far past any cap, well inside int()
 _S3_ERRORS = (ClientError, BotoCoreError, Boto3Error)
 
 
@@ -181,6 +193,91 @@ def transfer_config(expected_size: int, *, max_concurrency: int = 4) -> Transfer
     return config
 
 
+class _Deadline:
+    """A transfer's time limit, enforced whatever the server does (a no-op without a limit).
+
+    ``watch(pool)`` registers the pool's connections; at the deadline a timer thread shuts their
+    sockets down (and keeps doing so for one still connecting), so a blocked read returns at once.
+    Use as a context manager: leaving it stops the thread.
+    """
+
+    POLL_SECONDS = 0.05
+
+    def __init__(self, seconds: float | None, clock: Any = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._at = None if seconds is None else clock() + seconds
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.fired = False
+
+    def __enter__(self) -> _Deadline:
+        if self._at is not None:
+            self._thread = threading.Thread(target=self._run, name="archive-deadline", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def left(self) -> float | None:
+        """Seconds until the deadline (None without a limit)."""
+        return None if self._at is None else self._at - self._clock()
+
+    def passed(self) -> bool:
+        left = self.left()
+        return self.fired or (left is not None and left <= 0)
+
+    def error(self, received: int) -> ArchiveError:
+        return ArchiveError(
+            f"copy stopped at its {self.seconds:g} s time limit after {received} bytes",
+            reason=Reason.TRANSFER_FAILED,
+        )
+
+    def check(self, received: int = 0) -> None:
+        if self.passed():
+            raise self.error(received)
+
+    def watch(self, pool: HTTPConnectionPool) -> None:
+        """Track every connection ``pool`` makes, so the deadline can cut it."""
+        if self._at is None:
+            return
+        # urllib3's own factory (private, stable since 1.x): the only point where a connection
+        # exists before its answer does, so slow headers can be cut as well as a slow body.
+        new_conn = pool._new_conn
+
+        def tracked() -> Any:
+            conn = new_conn()
+            with self._lock:
+                self._connections.append(conn)
+            return conn
+
+        pool._new_conn = tracked  # type: ignore[method-assign]
+
+    def _run(self) -> None:
+        assert self._at is not None
+        if self._stop.wait(max(0.0, self._at - self._clock())):
+            return
+        self.fired = True
+        while True:
+            with self._lock:
+                connections = list(self._connections)
+            for conn in connections:
+                sock = getattr(conn, "sock", None)
+                if isinstance(sock, socket.socket):
+                    # The plain socket's shutdown, also under TLS: SSLSocket.shutdown would unwrap
+                    # the TLS object under a reader in another thread. Shutdown, not close: the fd
+                    # stays ours until the reader's own cleanup closes it.
+                    with contextlib.suppress(OSError):
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            if self._stop.wait(self.POLL_SECONDS):
+                return
+
+
 class _BodyReader:
     """File-like ``read(n)`` over a urllib3 response: hashes, counts and enforces the caps.
 
@@ -196,11 +293,10 @@ class _BodyReader:
         announced: int | None,
         max_bytes: int,
         chunk_size: int,
-        time_limit: float | None = None,
+        deadline: _Deadline | None = None,
     ) -> None:
         self._response = response
-        self._time_limit = time_limit
-        self._deadline = None if time_limit is None else time.monotonic() + time_limit
+        self._deadline = deadline or _Deadline(None)
         self._announced = announced
         self._max_bytes = max_bytes
         self._chunk_size = chunk_size
@@ -249,20 +345,22 @@ class _BodyReader:
         return pieces[1] if len(pieces) == 2 and not pieces[0] else b"".join(pieces)
 
     def _pull(self, amount: int) -> bytes:
-        if self._deadline is not None and time.monotonic() > self._deadline:
-            raise ArchiveError(
-                f"copy stopped at its {self._time_limit:g} s time limit after {self.received} bytes",
-                reason=Reason.TRANSFER_FAILED,
-            )
+        self._deadline.check(self.received)
         amount = max(1, min(amount, self._max_bytes - self.received + 1))
         try:
             data = self._response.read(amount)
-        except (HTTPError, OSError) as exc:
-            raise ArchiveError(
-                f"video transfer interrupted after {self.received} bytes ({type(exc).__name__})",
-                reason=Reason.TRANSFER_FAILED,
-            ) from None
+        except Exception as exc:
+            if self._deadline.fired:  # the deadline cut the connection under this read
+                raise self._deadline.error(self.received) from None
+            if isinstance(exc, (HTTPError, OSError)):
+                raise ArchiveError(
+                    f"video transfer interrupted after {self.received} bytes ({type(exc).__name__})",
+                    reason=Reason.TRANSFER_FAILED,
+                ) from None
+            raise
         if not data:
+            if self._deadline.fired:  # a cut stream ends like a whole one when no length was announced
+                raise self._deadline.error(self.received)
             self.eof = True
             if self._announced is not None and self.received != self._announced:
                 raise ArchiveError(
@@ -303,7 +401,8 @@ class VideoArchiver:
         self._guard = guard
         self._s3 = s3_client
         self._max_bytes = max_video_bytes
-        self._timeout = Timeout(connect=connect_timeout, read=read_timeout)
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
         self._max_redirects = max_redirects
         self._chunk_size = chunk_size
         self._max_concurrency = max_concurrency
@@ -320,20 +419,21 @@ class VideoArchiver:
     ) -> StoredVideo:
         """Copy the video at ``url`` to ``s3://bucket/key``; raise ``ArchiveError`` (or a subclass).
 
-        ``time_limit`` (seconds) stops a body that trickles in (each read within ``read_timeout``
-        but the whole too slow) with a retryable error, so a Lambda can pass its remaining time
-        minus a margin and still clean up and report before it is killed.
+        ``time_limit`` (seconds) ends the transfer by then, whatever the server does (slow
+        headers, a body that trickles in), with a retryable error and the multipart upload
+        aborted, so a Lambda can pass its remaining time minus a margin and still clean up and
+        report before it is killed.
         """
         extra_metadata = _checked_metadata(metadata)
-        with contextlib.ExitStack() as cleanup:
-            target, response = self._fetch(self._guard.check_url(url), cleanup)
+        with _Deadline(time_limit) as deadline, contextlib.ExitStack() as cleanup:
+            target, response = self._fetch(self._guard.check_url(url), cleanup, deadline)
             announced, content_type = self._check_headers(response)
             reader = _BodyReader(
                 response,
                 announced=announced,
                 max_bytes=self._max_bytes,
                 chunk_size=self._chunk_size,
-                time_limit=time_limit,
+                deadline=deadline,
             )
             head = reader.prime(SIGNATURE_BYTES)
             if head[4:8] != b"ftyp":
@@ -382,11 +482,13 @@ class VideoArchiver:
 
     # --- HTTP --------------------------------------------------------------------------------
 
-    def _fetch(self, target: GuardedTarget, cleanup: contextlib.ExitStack) -> tuple[GuardedTarget, BaseHTTPResponse]:
+    def _fetch(
+        self, target: GuardedTarget, cleanup: contextlib.ExitStack, deadline: _Deadline
+    ) -> tuple[GuardedTarget, BaseHTTPResponse]:
         """GET ``target``, following up to ``max_redirects`` vetted redirects; return a 200 answer."""
         for hop in range(self._max_redirects + 1):
             with contextlib.ExitStack() as hop_cleanup:
-                response = self._open(target, hop_cleanup)
+                response = self._open(target, hop_cleanup, deadline)
                 status = response.status
                 if status == 200:
                     cleanup.push(hop_cleanup.pop_all())
@@ -402,7 +504,7 @@ class VideoArchiver:
             f"more than {self._max_redirects} redirects from {target.redacted}", reason=Reason.URL_REFUSED
         )
 
-    def _open(self, target: GuardedTarget, cleanup: contextlib.ExitStack) -> BaseHTTPResponse:
+    def _open(self, target: GuardedTarget, cleanup: contextlib.ExitStack, deadline: _Deadline) -> BaseHTTPResponse:
         """Send the GET to the vetted addresses in turn until one accepts the connection."""
         headers = {
             "Host": target.host_header,
@@ -413,7 +515,11 @@ class VideoArchiver:
         }
         failure = "no address"
         for address in target.addresses:
-            pool: HTTPConnectionPool = connection_pool(target, address, timeout=self._timeout, ca_certs=self._ca_certs)
+            deadline.check()
+            pool: HTTPConnectionPool = connection_pool(
+                target, address, timeout=self._timeout(deadline.left()), ca_certs=self._ca_certs
+            )
+            deadline.watch(pool)
             try:
                 response = pool.urlopen(
                     "GET",
@@ -428,10 +534,17 @@ class VideoArchiver:
                 )
             except (NewConnectionError, ConnectTimeoutError) as exc:
                 pool.close()
+                deadline.check()
                 failure = type(exc).__name__
                 continue
+            except InvalidHeader:  # urllib3's own check: Content-Length values that disagree
+                pool.close()
+                raise PermanentArchiveError(
+                    f"invalid Content-Length from {target.redacted} (values disagree)", reason=Reason.TRANSFER_FAILED
+                ) from None
             except (HTTPError, OSError) as exc:
                 pool.close()
+                deadline.check()
                 raise ArchiveError(
                     f"request to {target.redacted} failed ({type(exc).__name__})",
                     reason=Reason.TRANSFER_FAILED,
@@ -441,6 +554,13 @@ class VideoArchiver:
             cleanup.callback(response.close)
             return response
         raise ArchiveError(f"cannot connect to {target.redacted} ({failure})", reason=Reason.TRANSFER_FAILED)
+
+    def _timeout(self, left: float | None) -> Timeout:
+        """The configured timeouts, none longer than the time left (the deadline thread cuts the rest)."""
+        if left is None:
+            return Timeout(connect=self._connect_timeout, read=self._read_timeout)
+        left = max(left, 0.001)
+        return Timeout(connect=min(self._connect_timeout, left), read=min(self._read_timeout, left))
 
     def _check_headers(self, response: BaseHTTPResponse) -> tuple[int | None, str]:
         """``(announced length or None, content type to store)``; raise for a non-video answer."""
@@ -535,15 +655,26 @@ def _status_error(status: int, target: GuardedTarget) -> ArchiveError:
 
 
 def _content_length(response: BaseHTTPResponse) -> int | None:
+    """The announced body length: ASCII digits (RFC 9110 section 8.6), repeated equal values allowed.
+
+    Anything else is a permanent TRANSFER_FAILED: ``str.isdigit`` and ``int`` accept far more
+    than HTTP does (``"²".isdigit()`` is True, ``int("٣")`` is 3, ``int("1_0")`` is 10).
+    """
     if "chunked" in (response.headers.get("Transfer-Encoding") or "").lower():
         return None
     raw = response.headers.get("Content-Length")
     if raw is None:
         return None
-    values = {v.strip() for v in raw.split(",")}
-    if len(values) != 1 or not next(iter(values)).isdigit():
-        raise PermanentArchiveError(f"invalid Content-Length {raw[:40]!r}", reason=Reason.TRANSFER_FAILED)
-    return int(values.pop())
+    values = {v.strip(" \t") for v in raw.split(",")}
+    value = values.pop() if len(values) == 1 else ""
+    if not _DIGITS.fullmatch(value):
+        raise _invalid_length(raw)
+    return int(value)
+
+
+def _invalid_length(raw: str) -> PermanentArchiveError:
+    shown = raw[:40].encode("ascii", "backslashreplace").decode("ascii")
+    return PermanentArchiveError(f"invalid Content-Length {shown!r}", reason=Reason.TRANSFER_FAILED)
 
 
 def _checked_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:

@@ -213,6 +213,7 @@ class CopierSettings:
     table: TableSettings
     bus: BusSettings
     video_bucket: str
+    copy_queue_url: str  # a failed copy is put back on it after its backoff
     video_prefix: str = VIDEO_PREFIX
     allowed_video_hosts: tuple[str, ...] = ALLOWED_VIDEO_HOSTS
     allow_private_video_hosts: bool = False
@@ -223,6 +224,7 @@ class CopierSettings:
         *TableSettings.ENV,
         *BusSettings.ENV,
         "VIDEO_BUCKET",
+        "COPY_QUEUE_URL",
         "VIDEO_PREFIX",
         "ALLOWED_VIDEO_HOSTS",
         "ALLOW_PRIVATE_VIDEO_HOSTS",
@@ -241,6 +243,7 @@ class CopierSettings:
             TableSettings.from_env(e),
             BusSettings.from_env(e),
             video_bucket=_required(e, "VIDEO_BUCKET"),
+            copy_queue_url=_required(e, "COPY_QUEUE_URL"),
             video_prefix=prefix,
             allowed_video_hosts=_names(hosts) if hosts else ALLOWED_VIDEO_HOSTS,
             allow_private_video_hosts=_bool(e, "ALLOW_PRIVATE_VIDEO_HOSTS", False),

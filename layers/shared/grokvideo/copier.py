@@ -11,10 +11,27 @@ object already complete in S3   same, without a second upload (crash after uploa
 ``STORED`` owing its event      the event is sent again (crash before PutEvents)
 ``STORED`` / permanent failure  nothing: a duplicate delivery is acknowledged silently
 permanent copy error            ``ARCHIVE_FAILED`` + ``Video Archive Failed``, no retry
-retryable copy error            ``RetryCopy`` raised: the queue redelivers; on the last
-                                allowed receive the job ends ``ARCHIVE_FAILED`` with
-                                ``TRANSFER_FAILED`` and the message goes to the DLQ
+any other error                 ``RetryCopy(retry_after=10, 60, 300 s...)``: the message
+                                comes back that soon; on the last allowed receive the job
+                                ends ``ARCHIVE_FAILED`` with ``TRANSFER_FAILED`` whatever
+                                the error, and ``RetryCopy(retry_after=0)`` sends the
+                                message on to the DLQ (alarm; a redrive copies again)
 ==============================  ==========================================================
+
+What a failure means is decided by pure functions (``failure_kind``, ``decide``); the
+``Copier`` only carries the decision out. Only an error that says it is permanent (a
+``PermanentArchiveError``) is; anything else (a retryable ``ArchiveError``, DynamoDB, S3 or
+EventBridge trouble, a bug) may pass, so it is retried and then settled like a transfer failure.
+
+If settling itself fails, the job is left as the write left it and the message still fails:
+a job whose ``ARCHIVE_FAILED`` write went through owes its event in the due index (the poller
+relays it); a job the write never reached is still ``SUCCEEDED`` and its message goes on to
+the DLQ. A job already ``STORED`` when a later step failed is never turned into a failure.
+
+>>> decide(failure_kind(ValueError("bad header")), receive_count=1, max_receives=3)
+Decision(action=<Action.RETRY: 'retry'>, retry_after=10)
+>>> decide(FailureKind.TRANSIENT, receive_count=3, max_receives=3).action
+<Action.SETTLE_RETRIES_SPENT: 'settle-retries-spent'>
 
 Use (needs AWS or the provider, so not a doctest)::
 
@@ -25,10 +42,13 @@ Use (needs AWS or the provider, so not a doctest)::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 
 from grokvideo.archive import StoredVideo, VideoArchiver
 from grokvideo.errors import ArchiveError, EventPublishError, GrokVideoError
@@ -42,10 +62,86 @@ logger = Logger(child=True)
 
 # Permanent reasons: asking again gets the same answer, so a redelivery does not copy again.
 PERMANENT = frozenset(r.value for r in ArchiveFailureReason) - {ArchiveFailureReason.TRANSFER_FAILED.value}
+# Seconds before a failed copy's message comes back, by receive count (1st, 2nd, 3rd and later):
+# seconds for a blip, minutes for an outage; never the copy queue's 30-minute visibility timeout.
+RETRY_DELAYS = (10, 60, 300)
 
 
 class RetryCopy(GrokVideoError):
-    """The copy may succeed later: fail this SQS record so the queue redelivers it."""
+    """Fail this SQS record: the message comes back in ``retry_after`` seconds.
+
+    ``retry_after`` is 0 on the last allowed receive: visible at once, the queue moves the message
+    to its dead-letter queue at the next receive.
+    """
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class MissingJob(GrokVideoError):
+    """The message names a job the table does not hold (never dropped: it ends in the DLQ)."""
+
+
+# --- what a failure means (pure) ---------------------------------------------------------------
+
+
+class FailureKind(StrEnum):
+    PERMANENT = "permanent"  # asking again gets the same answer
+    TRANSIENT = "transient"  # anything else: it may pass
+
+
+class Action(StrEnum):
+    RETRY = "retry"  # put the message back for ``retry_after`` seconds; the job is untouched
+    SETTLE_PERMANENT = "settle-permanent"  # ARCHIVE_FAILED with the error's reason; message done
+    SETTLE_RETRIES_SPENT = "settle-retries-spent"  # ARCHIVE_FAILED / TRANSFER_FAILED; message to the DLQ
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    retry_after: int = 0
+
+
+def failure_kind(error: BaseException) -> FailureKind:
+    """Permanent only when the error says so (``PermanentArchiveError``); anything else may pass.
+
+    >>> failure_kind(KeyError("state"))
+    <FailureKind.TRANSIENT: 'transient'>
+    """
+    if isinstance(error, ArchiveError) and not error.retryable:
+        return FailureKind.PERMANENT
+    return FailureKind.TRANSIENT
+
+
+def retry_delay(receive_count: int, delays: Sequence[int] = RETRY_DELAYS) -> int:
+    """Seconds before the message comes back after failing its ``receive_count``-th receive.
+
+    >>> [retry_delay(n) for n in (1, 2, 3, 4)]
+    [10, 60, 300, 300]
+    """
+    return delays[min(max(receive_count, 1), len(delays)) - 1]
+
+
+def decide(
+    kind: FailureKind, receive_count: int, max_receives: int, *, delays: Sequence[int] = RETRY_DELAYS
+) -> Decision:
+    """What a failure of ``kind`` on this receive means (the queue allows ``max_receives``)."""
+    if kind is FailureKind.PERMANENT:
+        return Decision(Action.SETTLE_PERMANENT)
+    if receive_count < max_receives:
+        return Decision(Action.RETRY, retry_after=retry_delay(receive_count, delays))
+    return Decision(Action.SETTLE_RETRIES_SPENT)
+
+
+def describe(error: BaseException) -> str:
+    """A message for the event and the logs: ours are written to be safe; others by type and code only."""
+    if isinstance(error, GrokVideoError):
+        return str(error)
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        return f"{type(error).__name__} {code} in {error.operation_name}"
+    return f"unexpected {type(error).__name__}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +162,14 @@ class Copier:
         bucket: str,
         prefix: str = "videos/",
         max_receives: int = 3,
+        retry_delays: Sequence[int] = RETRY_DELAYS,
         relay_after: int = 60,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store, self.archiver, self.publisher = store, archiver, publisher
         self.bucket, self.prefix = bucket, prefix
         self.max_receives = max_receives
+        self.retry_delays = tuple(retry_delays)
         self.relay_after = relay_after
         self.clock = clock
 
@@ -79,10 +177,17 @@ class Copier:
         return f"{self.prefix}{request_id}.mp4"
 
     def copy(self, request_id: str, *, receive_count: int = 1, time_limit: float | None = None) -> CopyResult:
-        """Archive the job's video; raise ``RetryCopy`` when the queue should try again."""
+        """Archive the job's video; raise ``RetryCopy`` (and nothing else) when the message must fail."""
+        try:
+            return self._copy(request_id, time_limit)
+        except Exception as err:  # noqa: BLE001 - whatever failed, the decision table says what it means
+            decision = decide(failure_kind(err), receive_count, self.max_receives, delays=self.retry_delays)
+            return self._carry_out(decision, request_id, err, receive_count)
+
+    def _copy(self, request_id: str, time_limit: float | None) -> CopyResult:
         job = self.store.get(request_id)
         if job is None:
-            raise RetryCopy(f"no job {request_id} in the table")  # never dropped: ends in the DLQ
+            raise MissingJob(f"no job {request_id} in the table")
         if job.outbox in (DetailType.STORED, DetailType.ARCHIVE_FAILED):
             return self._announce(job, uploaded=False)  # a crash left the event unsent
         if job.state is JobState.STORED or (job.state is JobState.ARCHIVE_FAILED and job.reason in PERMANENT):
@@ -93,25 +198,51 @@ class Copier:
             return CopyResult(request_id, job.state)
 
         key = self.key_for(request_id)
-        try:
-            stored = self.archiver.existing(self.bucket, key)
-            uploaded = stored is None
-            if stored is None:
-                stored = self.archiver.archive(
-                    job.video_url, self.bucket, key, metadata={"request-id": request_id}, time_limit=time_limit
-                )
-            stored_at = int(self.clock())
-            # Written before the state moves, so Video Stored never names a manifest that is not there.
-            self.archiver.put_json(self.bucket, manifest_key(key), build_manifest(job, stored, stored_at=stored_at))
-        except ArchiveError as err:
-            if err.retryable and receive_count < self.max_receives:
-                logger.warning(
-                    "copy failed, the queue will retry",
-                    extra={"request_id": request_id, "reason": err.reason, "detail": str(err)},
-                )
-                raise RetryCopy(str(err)) from err
-            return self._fail(job, err, retries_spent=err.retryable)
+        stored = self.archiver.existing(self.bucket, key)
+        uploaded = stored is None
+        if stored is None:
+            stored = self.archiver.archive(
+                job.video_url, self.bucket, key, metadata={"request-id": request_id}, time_limit=time_limit
+            )
+        stored_at = int(self.clock())
+        # Written before the state moves, so Video Stored never names a manifest that is not there.
+        self.archiver.put_json(self.bucket, manifest_key(key), build_manifest(job, stored, stored_at=stored_at))
         return self._store(job, stored, uploaded=uploaded, stored_at=stored_at)
+
+    def _carry_out(self, decision: Decision, request_id: str, err: Exception, receive_count: int) -> CopyResult:
+        detail = describe(err)
+        log = {"request_id": request_id, "receive": receive_count, "error": type(err).__name__, "detail": detail}
+        if not isinstance(err, GrokVideoError):  # a bug or an AWS error: where it happened (code lines, no values)
+            log["where"] = "".join(traceback.format_tb(err.__traceback__, limit=-3))
+        if decision.action is Action.RETRY:
+            logger.warning("copy failed, the queue will retry", extra={**log, "retry_in": decision.retry_after})
+            raise RetryCopy(detail, retry_after=decision.retry_after) from err
+        retries_spent = decision.action is Action.SETTLE_RETRIES_SPENT
+        if retries_spent:
+            reason, message = (
+                ArchiveFailureReason.TRANSFER_FAILED.value,
+                f"{detail} (after {self.max_receives} attempts)",
+            )
+        else:
+            reason = err.reason if isinstance(err, ArchiveError) else ArchiveFailureReason.TRANSFER_FAILED.value
+            message = detail
+        logger.error("archive failed", extra={**log, "reason": reason})
+        try:
+            settled = self._fail(request_id, reason=reason, message=message)
+            outcome = settled or self._current(request_id)  # None: it had moved on (e.g. STORED)
+        except Exception as settle_err:  # noqa: BLE001 - the message must still fail, never vanish
+            # Left as the write left it: SUCCEEDED (the message goes on to the DLQ), or
+            # ARCHIVE_FAILED owing its event in the due index (the poller relays it).
+            last = decide(FailureKind.TRANSIENT, receive_count, self.max_receives, delays=self.retry_delays)
+            logger.error("could not settle the job", extra={**log, "settle_error": type(settle_err).__name__})
+            raise RetryCopy(
+                f"{message}; settling failed: {describe(settle_err)}", retry_after=last.retry_after
+            ) from err
+        if retries_spent and settled is not None:
+            # Settled and announced; the message still goes to the DLQ so the alarm fires and an
+            # operator can redrive it once the cause is fixed (a redrive copies again).
+            raise RetryCopy(message, retry_after=0) from err
+        return outcome
 
     def _store(self, job: Job, stored: StoredVideo, *, uploaded: bool, stored_at: int) -> CopyResult:
         moved = self.store.transition(
@@ -135,26 +266,37 @@ class Copier:
             return CopyResult(job.request_id, current.state if current else job.state, uploaded=uploaded)
         return self._announce(moved, uploaded=uploaded)
 
-    def _fail(self, job: Job, err: ArchiveError, *, retries_spent: bool) -> CopyResult:
-        message = str(err) + (f" (after {self.max_receives} attempts)" if retries_spent else "")
-        logger.error("archive failed", extra={"request_id": job.request_id, "reason": err.reason, "detail": message})
+    def _fail(self, request_id: str, *, reason: str, message: str) -> CopyResult | None:
+        """Settle the job ``ARCHIVE_FAILED`` and announce it; None when it had already moved on.
+
+        The job is read again: the failure may have come before it was read, or after it moved.
+        A job ``STORED`` (even owing its event) or already failed for good is left alone.
+        """
+        job = self.store.get(request_id)
+        if job is None:
+            raise MissingJob(f"no job {request_id} in the table")
+        settles = job.state is JobState.SUCCEEDED or (
+            job.state is JobState.ARCHIVE_FAILED and job.reason not in PERMANENT and not job.outbox
+        )
+        if not settles:
+            return None
         moved = self.store.transition(
             job,
             to_state=JobState.ARCHIVE_FAILED,
             outbox=DetailType.ARCHIVE_FAILED,
             now=int(self.clock()),
             relay_after=self.relay_after,
-            changes={"reason": err.reason, "message": message[:1000]},
+            changes={"reason": reason, "message": message[:1000]},
         )
-        if moved is None:
-            current = self.store.get(job.request_id)
-            return CopyResult(job.request_id, current.state if current else job.state)
-        result = self._announce(moved, uploaded=False)
-        if retries_spent:
-            # Settled and announced; the message still goes to the DLQ so the alarm fires and an
-            # operator can redrive it once the cause is fixed (a redrive copies again).
-            raise RetryCopy(message)
-        return result
+        if moved is None:  # another delivery moved it first
+            return None
+        return self._announce(moved, uploaded=False)
+
+    def _current(self, request_id: str) -> CopyResult:
+        current = self.store.get(request_id)
+        if current is None:
+            raise MissingJob(f"no job {request_id} in the table")
+        return CopyResult(request_id, current.state)
 
     def _announce(self, job: Job, *, uploaded: bool) -> CopyResult:
         """Publish the event the job owes, then take it off the outbox."""

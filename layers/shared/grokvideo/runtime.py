@@ -152,8 +152,18 @@ def submit_requeue() -> SqsRequeue:
 
 
 @cache
+def copier_settings() -> CopierSettings:
+    return CopierSettings.from_env()
+
+
+@cache
+def copy_requeue() -> SqsRequeue:
+    return SqsRequeue(boto3.client("sqs", config=AWS_CONFIG), copier_settings().copy_queue_url)
+
+
+@cache
 def copier() -> Copier:
-    s = CopierSettings.from_env()
+    s = copier_settings()
     guard = UrlGuard(s.allowed_video_hosts, allow_private=s.allow_private_video_hosts)
     archiver = VideoArchiver(guard, boto3.client("s3", config=AWS_CONFIG), max_video_bytes=s.max_video_bytes)
     return Copier(
