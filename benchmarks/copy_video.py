@@ -9,8 +9,9 @@ Layout, so each measurement is of one process alone:
 
 - this process runs the fake CometAPI (``local/fake_cometapi/``), serving the video over http
   on 127.0.0.1;
-- a child process runs moto's S3 as a real HTTP endpoint (``ThreadedMotoServer`` on 127.0.0.1;
-  it keeps objects in memory, so every copy's object is deleted after it is checked);
+- a child process runs moto's S3 as a real HTTP endpoint (``python -m moto.server`` on 127.0.0.1,
+  ``benchmarks/services.py``; it keeps objects in memory, so every copy's object is deleted after
+  it is checked);
 - each copy runs in a fresh child process (multiprocessing "spawn"): its peak RSS is its own
   ``VmHWM`` from ``/proc/self/status``, read at the end of the copy.
 
@@ -27,7 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
-from multiprocessing.synchronize import Event as EventType
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ for extra in (ROOT / "layers" / "shared", ROOT):
         sys.path.insert(0, str(extra))
 
 from benchmarks.machine import describe  # noqa: E402
+from benchmarks.services import moto_server  # noqa: E402
 
 MiB = 1 << 20
 BUCKET = "grokvideo-bench"
@@ -104,20 +106,6 @@ def baseline_child(url: str, endpoint: str, key: str, max_bytes: int, out: Any) 
     out.put(_usage(started, idle, size, ""))
 
 
-def moto_child(port_out: Any, stop: EventType) -> None:
-    """S3 as a real HTTP endpoint on loopback, in its own process so it never shares a GIL."""
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    port_out.put(server.get_host_and_port()[1])
-    stop.wait()
-    server.stop()
-
-
 def run_child(ctx: Any, target: Any, *args: Any) -> dict[str, Any]:
     out = ctx.Queue()
     proc = ctx.Process(target=target, args=(*args, out))
@@ -139,15 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     from local.fake_cometapi import FakeCometAPI
 
     ctx = mp.get_context("spawn")
-    port_queue = ctx.Queue()
-    stop = ctx.Event()
-    moto = ctx.Process(target=moto_child, args=(port_queue, stop), daemon=True)
-    moto.start()
+    services = ExitStack()
     fake = FakeCometAPI(ready_after=0).start()
     results: dict[str, list[dict[str, Any]]] = {"archive": [], "baseline": []}
     methods = [("archive", archive_child), ("baseline", baseline_child)]
     try:
-        endpoint = f"http://127.0.0.1:{port_queue.get(timeout=60)}"
+        endpoint = services.enter_context(moto_server()).url
         s3 = _s3(endpoint)
         s3.create_bucket(Bucket=BUCKET)
         rid = fake.add_job(outcome="done", video_size=size)
@@ -177,10 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     finally:
         fake.stop()
-        stop.set()
-        moto.join(30)
-        if moto.is_alive():
-            moto.terminate()
+        services.close()
     report(args.size_mib, size, results)
     return 0
 

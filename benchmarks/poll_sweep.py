@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import socket
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +31,7 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from benchmarks.machine import describe  # noqa: E402
+from benchmarks.services import Service, fake_cometapi, moto_server  # noqa: E402
 from grokvideo.backoff import PollSchedule  # noqa: E402
 from grokvideo.cometapi import CometApiClient  # noqa: E402
 from grokvideo.events import EventPublisher  # noqa: E402
@@ -45,66 +43,9 @@ API_KEY = "bench-key"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def fake_cometapi(latency: float) -> Any:
-    """The fake in its own process, so its threads don't compete with the sweep for our GIL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local.fake_cometapi",
-            "--port",
-            "0",
-            "--auto-jobs",
-            "--ready-after",
-            "0",
-            "--latency",
-            str(latency),
-            "--api-key",
-            API_KEY,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        match = re.search(r"(http://\S+)", line)
-        if not match:
-            raise RuntimeError(f"fake CometAPI did not start: {line!r}")
-        yield match.group(1)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-@contextmanager
-def moto_server() -> Any:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def fake(latency: float) -> AbstractContextManager[Service]:
+    """The fake CometAPI, every id a job that is ready at once, answering after ``latency`` s."""
+    return fake_cometapi("--auto-jobs", "--ready-after", "0", "--latency", str(latency), "--api-key", API_KEY)
 
 
 def sweep_throughput(base_url: str, endpoint: str, *, jobs: int, concurrency: int) -> tuple[float, Any]:
@@ -194,11 +135,11 @@ def main() -> int:
     print(
         f"fake CometAPI latency {args.latency * 1000:.0f} ms; concurrency {args.concurrency}; bound {bound:.1f} polls/s"
     )
-    with fake_cometapi(args.latency) as base_url, moto_server() as endpoint:
-        swept, report = sweep_throughput(base_url, endpoint, jobs=jobs, concurrency=args.concurrency)
-        sequential = sequential_throughput(base_url, jobs=args.sequential_jobs)
-    with fake_cometapi(0.0) as base_url:
-        read, due = items_read_per_sweep(base_url, finished=args.finished, due=args.due)
+    with fake(args.latency) as api, moto_server() as moto:
+        swept, report = sweep_throughput(api.url, moto.url, jobs=jobs, concurrency=args.concurrency)
+        sequential = sequential_throughput(api.url, jobs=args.sequential_jobs)
+    with fake(0.0) as api:
+        read, due = items_read_per_sweep(api.url, finished=args.finished, due=args.due)
 
     rows = [
         (

@@ -7,14 +7,16 @@ Each run, everything fresh:
 
 1. the fake CometAPI in its own process, ``--create-rate R --latency L`` (a token bucket of one
    create, refilled at R/s: a create past it answers 429 with ``Retry-After``);
-2. a moto server in its own process with the jobs table (built from template.yaml), the bus, the
-   submit rule -> submit queue (VisibilityTimeout 360, DLQ after 10 receives) and a capture rule ->
-   queue for our own events (source grokvideo), and the CometAPI key secret;
+2. a moto server in its own process with the jobs table, the bus, the submit rule (its pattern)
+   -> submit queue (its VisibilityTimeout, DLQ after its maxReceiveCount receives), all as
+   template.yaml declares them, a capture rule -> queue for our own events (source grokvideo), and
+   the CometAPI key secret;
 3. Lambda's SQS event source mapping as the template configures it, emulated by ``--concurrency``
-   (MaximumConcurrency 2) worker processes: each receives up to ``--batch-size`` (BatchSize 5)
-   messages, calls the real ``functions/submit/app.py`` handler with a context of 60 s remaining,
-   and deletes the records not listed in ``batchItemFailures``. SUBMIT_RATE_PER_SECOND = R (the
-   stack's SubmitRatePerSecond set to the provider's rate), or ``--submit-rate`` to try headroom.
+   (default: its MaximumConcurrency) worker processes: each receives up to ``--batch-size``
+   (default: its BatchSize) messages, calls the real ``functions/submit/app.py`` handler with a
+   context of the function's Timeout remaining, and deletes the records not listed in
+   ``batchItemFailures``. SUBMIT_RATE_PER_SECOND = R (the stack's SubmitRatePerSecond set to the
+   provider's rate), or ``--submit-rate`` to try headroom.
 
 The requests go on the bus with PutEvents, 10 per call; the run ends when every request has its
 ``Video Generation Submitted`` event (or after ``--timeout-factor`` x the ideal time).
@@ -30,20 +32,17 @@ import itertools
 import json
 import multiprocessing
 import os
-import re
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -54,19 +53,19 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from benchmarks.machine import describe  # noqa: E402
+from benchmarks.services import fake_cometapi, moto_server  # noqa: E402
+from grokvideo.config import DEFAULT_EVENT_SOURCE  # noqa: E402
+from grokvideo.events import DetailType  # noqa: E402
+from grokvideo.ratelimit import LIMITER_PREFIX  # noqa: E402
+from grokvideo.validation import SUBMISSION_PREFIX  # noqa: E402
 
 API_KEY = "bench-key"
 BUS = "grokvideo-bench-bus"
 TABLE = "grokvideo-bench-jobs"
-SOURCE = "grokvideo"
+SOURCE = DEFAULT_EVENT_SOURCE  # the stack's EventSource left at its default
 INPUT_SOURCE = "com.example.bench"
-REQUESTED = "Video Generation Requested"
-SUBMITTED = "Video Generation Submitted"
-SUBMISSION_PREFIX = "submission-"  # grokvideo.validation.SUBMISSION_PREFIX
-LIMITER_PREFIX = "#limiter#"  # grokvideo.ratelimit.LIMITER_PREFIX
-VISIBILITY_TIMEOUT = 360  # template.yaml SubmitQueue
-MAX_RECEIVE_COUNT = 10  # template.yaml SubmitQueue RedrivePolicy
-FUNCTION_TIMEOUT = 60.0  # template.yaml SubmitFunction Timeout
+REQUESTED = DetailType.GENERATION_REQUESTED
+SUBMITTED = DetailType.SUBMITTED
 WALL_TOLERANCE = 0.15
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "bench",
@@ -77,101 +76,54 @@ CREDENTIALS = {
 DEFAULT_PNG = ROOT / "docs" / "submit_burst.png"
 
 
-# --- processes ---------------------------------------------------------------------------------
+# --- what template.yaml declares for the submit path ---------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@dataclass(frozen=True)
+class SubmitTemplate:
+    visibility_timeout: int  # SubmitQueue VisibilityTimeout
+    max_receive_count: int  # SubmitQueue RedrivePolicy maxReceiveCount
+    function_timeout: float  # SubmitFunction Timeout
+    batch_size: int  # SubmitFunction's SQS event: BatchSize
+    maximum_concurrency: int  # SubmitFunction's SQS event: ScalingConfig MaximumConcurrency
+    rule_pattern: dict[str, Any]  # SubmitRule EventPattern, EventSource resolved to SOURCE
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a live process (Linux /proc), 0.0 where unreadable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
+@cache
+def submit_template() -> SubmitTemplate:
+    """The submit path's settings, read from template.yaml (as tests/integration reads the jobs table)."""
+    from cfnlint.decode import decode
 
+    from tests.integration.conftest import TEMPLATE
 
-def stop_process(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-@dataclass
-class Service:
-    url: str
-    proc: subprocess.Popen[Any]
-
-    def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
-
-
-@contextmanager
-def fake_cometapi(*, rate: float, burst: int, latency: float) -> Iterator[Service]:
-    """The fake in its own process, so its threads don't compete with the workers for a GIL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local.fake_cometapi",
-            "--port",
-            "0",
-            "--ready-after",
-            "3600",
-            "--create-rate",
-            str(rate),
-            "--create-burst",
-            str(burst),
-            "--latency",
-            str(latency),
-            "--api-key",
-            API_KEY,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
+    template, errors = decode(str(TEMPLATE))
+    assert template is not None, errors
+    resources = template["Resources"]
+    queue = resources["SubmitQueue"]["Properties"]
+    function = resources["SubmitFunction"]["Properties"]
+    mapping = function["Events"]["Submit"]["Properties"]
+    return SubmitTemplate(
+        visibility_timeout=int(queue["VisibilityTimeout"]),
+        max_receive_count=int(queue["RedrivePolicy"]["maxReceiveCount"]),
+        function_timeout=float(function["Timeout"]),
+        batch_size=int(mapping["BatchSize"]),
+        maximum_concurrency=int(mapping["ScalingConfig"]["MaximumConcurrency"]),
+        rule_pattern=resolve_source(resources["SubmitRule"]["Properties"]["EventPattern"]),
     )
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        match = re.search(r"(http://\S+)", line)
-        if not match:
-            raise RuntimeError(f"fake CometAPI did not start: {line!r}")
-        yield Service(match.group(1), proc)
-    finally:
-        stop_process(proc)
 
 
-@contextmanager
-def moto_server() -> Iterator[Service]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"moto server exited with {proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("moto server did not start within 30 s") from None
-                time.sleep(0.1)
-        yield Service(f"http://127.0.0.1:{port}", proc)
-    finally:
-        stop_process(proc)
+def resolve_source(value: Any) -> Any:
+    """cfn-lint's decoded nodes as plain JSON values, ``!Ref EventSource`` as SOURCE."""
+    if isinstance(value, dict):
+        if dict(value) == {"Ref": "EventSource"}:
+            return SOURCE
+        return {str(k): resolve_source(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_source(v) for v in value]
+    return str(value)
+
+
+# --- the fake's admin API ------------------------------------------------------------------------
 
 
 def fake_admin(base_url: str, path: str) -> Any:
@@ -195,6 +147,7 @@ def build_stack(endpoint: str) -> Stack:
     """What template.yaml wires for the submit path, on the moto server."""
     from tests.integration.conftest import create_jobs_table
 
+    declared = submit_template()
     create_jobs_table(boto3.resource("dynamodb", endpoint_url=endpoint), TABLE)
     sqs = boto3.client("sqs", endpoint_url=endpoint)
     bridge = boto3.client("events", endpoint_url=endpoint)
@@ -206,10 +159,11 @@ def build_stack(endpoint: str) -> Stack:
         return url, arn
 
     dlq_url, dlq_arn = queue("grokvideo-submit-dlq")
-    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
-    submit_url, submit_arn = queue("grokvideo-submit", VisibilityTimeout=str(VISIBILITY_TIMEOUT), RedrivePolicy=redrive)
-    pattern = {"detail-type": [REQUESTED, "Video Edit Requested"], "source": [{"anything-but": [SOURCE]}]}
-    bridge.put_rule(Name="submit", EventBusName=BUS, EventPattern=json.dumps(pattern))
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": declared.max_receive_count})
+    submit_url, submit_arn = queue(
+        "grokvideo-submit", VisibilityTimeout=str(declared.visibility_timeout), RedrivePolicy=redrive
+    )
+    bridge.put_rule(Name="submit", EventBusName=BUS, EventPattern=json.dumps(declared.rule_pattern))
     bridge.put_targets(Rule="submit", EventBusName=BUS, Targets=[{"Id": "submit-queue", "Arn": submit_arn}])
 
     capture_url, capture_arn = queue("grokvideo-captured-events")
@@ -275,6 +229,7 @@ def invocations(
     queue_url: str,
     queue_arn: str,
     batch_size: int,
+    timeout_seconds: float,
     log_path: str,
     stop: Any,
     ready: Any,
@@ -345,7 +300,7 @@ def invocations(
             started = time.monotonic()
             try:
                 response = handler.lambda_handler(
-                    event, FakeContext(function_name="grokvideo-submit", timeout_seconds=FUNCTION_TIMEOUT)
+                    event, FakeContext(function_name="grokvideo-submit", timeout_seconds=timeout_seconds)
                 )
             except Exception as err:  # as Lambda: the whole batch comes back after the visibility timeout
                 stats["handler_errors"].append(repr(err))
@@ -447,7 +402,20 @@ def one_run(run: int, args: argparse.Namespace, workdir: Path) -> RunResult:
     ideal = args.requests / args.rate
     cpu_main = time.process_time()
     with ExitStack() as stack:
-        fake = stack.enter_context(fake_cometapi(rate=args.rate, burst=args.burst, latency=args.latency))
+        fake = stack.enter_context(
+            fake_cometapi(
+                "--ready-after",
+                "3600",
+                "--create-rate",
+                str(args.rate),
+                "--create-burst",
+                str(args.burst),
+                "--latency",
+                str(args.latency),
+                "--api-key",
+                API_KEY,
+            )
+        )
         moto = stack.enter_context(moto_server())
         wiring = build_stack(moto.url)
         env = worker_env(endpoint=moto.url, base_url=fake.url, stack=wiring, rate=args.submit_rate)
@@ -460,7 +428,18 @@ def one_run(run: int, args: argparse.Namespace, workdir: Path) -> RunResult:
             log = workdir / f"run{run}-worker{i}.log"
             proc = spawn.Process(
                 target=invocations,
-                args=(i, env, wiring.submit_url, wiring.submit_arn, args.batch_size, str(log), stop, ready, results),
+                args=(
+                    i,
+                    env,
+                    wiring.submit_url,
+                    wiring.submit_arn,
+                    args.batch_size,
+                    submit_template().function_timeout,
+                    str(log),
+                    stop,
+                    ready,
+                    results,
+                ),
                 name=f"submit-invocation-{i}",
             )
             readies.append(ready)
@@ -641,6 +620,7 @@ def report(results: list[RunResult], args: argparse.Namespace) -> bool:
     ideal = args.requests / args.rate
     n = args.requests
     limit_1, limit_10 = window_limit(args.rate, 1), window_limit(args.rate, 10)
+    max_receive_count = submit_template().max_receive_count
 
     print()
     header = (
@@ -734,8 +714,8 @@ def report(results: list[RunResult], args: argparse.Namespace) -> bool:
             "receives per message, max",
             ", ".join(str(r.max_receives) for r in results)
             + f" ({', '.join(f'{r.receives / n:.2f}' for r in results)} mean)",
-            f"< {MAX_RECEIVE_COUNT} (DLQ)",
-            all(r.max_receives < MAX_RECEIVE_COUNT for r in results),
+            f"< {max_receive_count} (DLQ)",
+            all(r.max_receives < max_receive_count for r in results),
         ),
         (
             "dead-lettered / left in queue",
@@ -783,6 +763,7 @@ def interrupted(signum: int, frame: Any) -> None:
 
 
 def main() -> int:
+    declared = submit_template()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--rate", type=float, default=2.0, help="provider creates/s = SubmitRatePerSecond")
@@ -794,8 +775,10 @@ def main() -> int:
     )
     parser.add_argument("--burst", type=int, default=1, help="the fake's create burst (--create-burst)")
     parser.add_argument("--latency", type=float, default=0.25, help="seconds the fake adds to each API answer")
-    parser.add_argument("--concurrency", type=int, default=2, help="the mapping's MaximumConcurrency")
-    parser.add_argument("--batch-size", type=int, default=5, help="the mapping's BatchSize")
+    parser.add_argument(
+        "--concurrency", type=int, default=declared.maximum_concurrency, help="the mapping's MaximumConcurrency"
+    )
+    parser.add_argument("--batch-size", type=int, default=declared.batch_size, help="the mapping's BatchSize")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout-factor", type=float, default=3.0, help="a run gives up after this x requests/rate")
     parser.add_argument("--png", type=Path, default=DEFAULT_PNG, help="figure of one run (needs matplotlib)")
@@ -815,7 +798,7 @@ def main() -> int:
     print(
         "AWS: a moto server in its own process (DynamoDB, EventBridge, SQS, Secrets Manager); the SQS event "
         f"source mapping: {args.concurrency} worker processes (MaximumConcurrency), batches of up to "
-        f"{args.batch_size}, {FUNCTION_TIMEOUT:.0f} s per invocation, the real functions/submit handler"
+        f"{args.batch_size}, {declared.function_timeout:.0f} s per invocation, the real functions/submit handler"
     )
     results: list[RunResult] = []
     with tempfile.TemporaryDirectory(prefix="submit-burst-") as tmp:
