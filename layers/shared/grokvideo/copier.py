@@ -51,12 +51,12 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from grokvideo.archive import StoredVideo, VideoArchiver
-from grokvideo.errors import ArchiveError, EventPublishError, GrokVideoError
+from grokvideo.errors import ArchiveError, GrokVideoError
 from grokvideo.events import DetailType, Publisher
 from grokvideo.jobs import Job, JobStore
 from grokvideo.manifest import build_manifest, manifest_key
 from grokvideo.models import ArchiveFailureReason, JobState
-from grokvideo.outbox import event_for
+from grokvideo.outbox import RELAY_AFTER, Relay
 
 logger = Logger(child=True)
 
@@ -163,7 +163,7 @@ class Copier:
         prefix: str = "videos/",
         max_receives: int = 3,
         retry_delays: Sequence[int] = RETRY_DELAYS,
-        relay_after: int = 60,
+        relay_after: int = RELAY_AFTER,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store, self.archiver, self.publisher = store, archiver, publisher
@@ -171,6 +171,7 @@ class Copier:
         self.max_receives = max_receives
         self.retry_delays = tuple(retry_delays)
         self.relay_after = relay_after
+        self.relay = Relay(store, publisher, clock=clock)
         self.clock = clock
 
     def key_for(self, request_id: str) -> str:
@@ -299,12 +300,6 @@ class Copier:
         return CopyResult(request_id, current.state)
 
     def _announce(self, job: Job, *, uploaded: bool) -> CopyResult:
-        """Publish the event the job owes, then take it off the outbox."""
-        try:
-            self.publisher.publish_one(event_for(job))
-        except EventPublishError as err:
-            # The job stays in the due index: the poller relays the event after ``relay_after``.
-            logger.warning("event not accepted yet", extra={"request_id": job.request_id, "detail": str(err)})
-            return CopyResult(job.request_id, job.state, uploaded=uploaded)
-        self.store.clear_outbox(job, now=int(self.clock()))
-        return CopyResult(job.request_id, job.state, uploaded=uploaded, announced=True)
+        """Publish the event the job owes, then take it off the outbox (the poller relays it if refused)."""
+        announced = self.relay.deliver(job) is not None
+        return CopyResult(job.request_id, job.state, uploaded=uploaded, announced=announced)
