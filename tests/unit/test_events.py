@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from grokvideo import events as ev
@@ -167,6 +171,32 @@ def test_timestamps_are_iso_utc() -> None:
     detail = samples()[DetailType.SUCCEEDED].detail
     assert detail["submitted_at"] == "2026-03-12T06:30:02Z"
     assert detail["completed_at"] == "2026-03-12T06:30:14Z"
+
+
+ISO_UTC = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
+
+
+def test_iso_utc_covers_every_four_digit_year() -> None:
+    assert ev.iso_utc(0.9) == "1970-01-01T00:00:00Z"
+    assert ev.iso_utc(253402300799) == "9999-12-31T23:59:59Z"
+    assert ev.iso_utc(Decimal("253402300799.5")) == "9999-12-31T23:59:59Z"
+
+
+@pytest.mark.parametrize(
+    "epoch",
+    [
+        3e11, 253402300800, 10**30, -1, -1e20, float("nan"), float("inf"), float("-inf"), Decimal("NaN"),
+        Decimal("sNaN"), Decimal("Infinity"), Decimal("-Infinity"), Decimal("1E+1000000"), Decimal("-1E+1000000"),
+    ],
+)  # fmt: skip
+def test_iso_utc_is_none_for_a_time_no_timestamp_can_show(epoch: float | Decimal) -> None:
+    assert ev.iso_utc(epoch) is None
+
+
+@given(st.one_of(st.integers(), st.floats(), st.decimals(), st.integers(-(10**400), 10**400)))
+def test_iso_utc_never_raises_and_always_matches_the_schemas(epoch: int | float | Decimal) -> None:
+    got = ev.iso_utc(epoch)
+    assert got is None or (ISO_UTC.match(got) and datetime.fromisoformat(got))
 
 
 def test_stored_s3_uri_defaults_to_bucket_and_key() -> None:

@@ -23,6 +23,8 @@ from grokvideo.errors import (
 from grokvideo.models import Failed, FailureReason, Pending, Succeeded
 from grokvideo.status import (
     DEFAULT_RETRY_AFTER,
+    EARLIEST_EPOCH,
+    FUTURE_SLACK_SECONDS,
     MAX_RETRY_AFTER,
     MIN_RETRY_AFTER,
     is_valid_request_id,
@@ -634,3 +636,40 @@ def test_any_http_url_is_kept_verbatim(url: str) -> None:
     doc["data"]["data"]["video"]["url"] = url
     result = parse_status(200, raw(doc))
     assert isinstance(result, Succeeded) and result.video_url == url
+
+
+# --- only values the table can store and the events' schemas accept ---------------------------
+#
+# "No job left behind": whatever the provider sends, a transition and the event it owes can never
+# raise. DynamoDB numbers have at most 38 significant digits and a magnitude of 1e-130..1e126;
+# its strings must be valid UTF-8; the events' schemas bound times, numbers and the video URL.
+
+NOW = 1773297100  # a fixed clock for the plausible-time window
+
+
+def test_a_far_future_finish_time_is_unknown() -> None:
+    doc = seed()
+    doc["data"]["finish_time"] = 3e11  # the year 11476: no datetime, no event
+    doc["data"]["submit_time"] = 3e11
+    result = parse_status(200, raw(doc))
+    assert isinstance(result, Succeeded)
+    assert (result.completed_at, result.submitted_at) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1773297014, 1773297014), (1773297014.9, 1773297014), (EARLIEST_EPOCH, EARLIEST_EPOCH),
+        (NOW + FUTURE_SLACK_SECONDS, NOW + FUTURE_SLACK_SECONDS),
+        (EARLIEST_EPOCH - 1, None), (NOW + FUTURE_SLACK_SECONDS + 1, None), (3e11, None),
+        (1773297014000, None), (5, None), (0, None), (-1773297014, None), (10**30, None), (1e300, None),
+        (10**400, None), ("1773297014", None), (True, None), (None, None),
+    ],
+)  # fmt: skip
+def test_provider_times_outside_the_plausible_window_are_unknown(value: Any, expected: int | None) -> None:
+    doc = seed()
+    doc["data"]["finish_time"] = value
+    doc["data"]["submit_time"] = value
+    result = parse_status(200, raw(doc), now=NOW)
+    assert isinstance(result, Succeeded)
+    assert (result.completed_at, result.submitted_at) == (expected, expected)

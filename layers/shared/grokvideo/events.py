@@ -2,7 +2,8 @@
 
 Every detail carries ``request_id`` (absent only in a rejection made before an id exists),
 ``client_ref``, ``metadata`` and ``schema_version``. Timestamps are given as epoch seconds and
-rendered as ISO 8601 UTC strings; unknown values stay ``null``.
+rendered as ISO 8601 UTC strings; unknown values stay ``null``. A time no timestamp can show
+(NaN, an infinity, beyond the year 9999) is ``null`` too, so an event owed can always be built.
 
 >>> ev = generation_failed(request_id="abc", client_ref=None, metadata=None,
 ...                        reason=FailureReason.TIMED_OUT, message="no answer within 3600 s")
@@ -17,6 +18,7 @@ Use (needs AWS or the provider, so not a doctest)::
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,6 +38,7 @@ MAX_ENTRY_BYTES = 262_144  # PutEvents: 256 KiB per entry, and per request in to
 MAX_BATCH_ENTRIES = 10
 MAX_MESSAGE_LENGTH = 1024  # ``message`` fields are cut to this many characters
 INVALID_REQUEST = "INVALID_REQUEST"  # the reason of a rejection by our own validation
+MAX_EPOCH = 253_402_300_799  # 9999-12-31T23:59:59Z: the last second a four-digit year can show
 
 
 class DetailType(StrEnum):
@@ -77,14 +80,24 @@ class Publisher(Protocol):
 
 
 def iso_utc(epoch: int | float | Decimal | None) -> str | None:
-    """Epoch seconds -> ``"2026-11-25T21:28:23Z"``; None stays None.
+    """Epoch seconds -> ``"2026-11-25T21:28:23Z"``; None stays None. Never raises: a time outside
+    1970-01-01 .. 9999-12-31 (or NaN, an infinity, not a number) is None too.
 
-    >>> iso_utc(1795642103)
-    '2026-11-25T21:28:23Z'
+    >>> iso_utc(1795642103), iso_utc(3e11)
+    ('2026-11-25T21:28:23Z', None)
     """
-    if epoch is None:
+    if not isinstance(epoch, int | float | Decimal) or not _finite(epoch) or not 0 <= epoch < MAX_EPOCH + 1:
         return None
-    return datetime.fromtimestamp(int(epoch), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = datetime.fromtimestamp(int(epoch), tz=UTC)
+    return f"{when.year:04d}-{when:%m-%dT%H:%M:%S}Z"
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int)
 
 
 def _number(value: int | float | Decimal | None) -> int | float | None:

@@ -25,6 +25,15 @@ Choices worth knowing:
   is the poller's decision (it knows the job's age), not the parser's.
 - The nested (xAI) status decides; the wrapper decides only when the nested one is absent or unknown,
   except that a wrapper failure is terminal (CometAPI stops refreshing) unless a video URL exists.
+
+What it hands on, whatever the provider sends: only values the jobs table can store (DynamoDB
+numbers: at most 38 significant digits, magnitude 1e-130..1e126; strings: valid UTF-8) and the
+events' schemas accept, so the sweep's transition and the event it owes can never raise. A value
+outside its window is unknown (None), never clamped:
+
+- Times (``submitted_at``, ``completed_at``): epoch seconds from 2020-01-01T00:00:00Z (before any
+  CometAPI Grok job) to ``now`` + 1 day (a provider clock may run a little ahead of ours; further
+  ahead is a bug or milliseconds). ``now`` defaults to the wall clock.
 """
 
 from __future__ import annotations
@@ -56,6 +65,8 @@ MAX_RETRY_AFTER = 300.0
 USD_TICKS_PER_DOLLAR = 10_000_000_000
 MESSAGE_LIMIT = 300
 MAX_URL_LENGTH = 8192
+EARLIEST_EPOCH = 1_577_836_800  # 2020-01-01T00:00:00Z: no provider time before it is plausible
+FUTURE_SLACK_SECONDS = 86_400  # nor one more than a day ahead of our clock
 
 _DONE = frozenset({"done", "success", "succeeded", "completed", "complete"})
 _FAILED = frozenset({"failed", "failure", "error"})
@@ -115,10 +126,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float:
     return min(max(seconds, MIN_RETRY_AFTER), MAX_RETRY_AFTER)
 
 
-def parse_status(http_status: int, body: bytes, *, retry_after: str | None = None) -> PollStatus:
+def parse_status(
+    http_status: int, body: bytes, *, retry_after: str | None = None, now: float | None = None
+) -> PollStatus:
     """Normalise one answer of ``GET /grok/v1/videos/{id}``; raise a ``CometApiError`` subclass.
 
-    ``retry_after`` is the raw ``Retry-After`` header, used only for 429.
+    ``retry_after`` is the raw ``Retry-After`` header, used only for 429. ``now`` (epoch seconds,
+    default the wall clock) bounds the provider's times: see the module docstring.
     """
     if not 200 <= http_status < 300:
         raise _http_error(http_status, body, retry_after)
@@ -128,7 +142,7 @@ def parse_status(http_status: int, body: bytes, *, retry_after: str | None = Non
     embedded = _embedded_error(doc)
     if embedded is not None:
         raise _classify(http_status, *embedded, retry_after=retry_after)
-    return _interpret(doc)
+    return _interpret(doc, time.time() if now is None else now)
 
 
 def parse_created(http_status: int, body: bytes, retry_after: str | None = None) -> str:
@@ -252,7 +266,7 @@ def _classify(
 # --- job state --------------------------------------------------------------------------------
 
 
-def _interpret(doc: Json) -> PollStatus:
+def _interpret(doc: Json, now: float) -> PollStatus:
     wrapper = _obj(doc.get("data"))
     if wrapper is None:  # bare xAI object
         wrapper, nested = {}, doc
@@ -293,7 +307,7 @@ def _interpret(doc: Json) -> PollStatus:
             or _http_url(nested.get("fail_reason"))
         )
         if url is not None:
-            return _success(url, doc, wrapper, nested, video)
+            return _success(url, doc, wrapper, nested, video, now)
     if outer in _FAILED:
         return _failure(label, texts)
     if outer in _EXPIRED:
@@ -301,14 +315,14 @@ def _interpret(doc: Json) -> PollStatus:
     return Pending(provider_status=label, progress=progress, missing_url=done)
 
 
-def _success(url: str, doc: Json, wrapper: Json, nested: Json, video: Json) -> Succeeded:
+def _success(url: str, doc: Json, wrapper: Json, nested: Json, video: Json, now: float) -> Succeeded:
     usage = _obj(nested.get("usage")) or _obj(wrapper.get("usage")) or _obj(doc.get("usage")) or {}
     ticks = _number(usage.get("cost_in_usd_ticks"))
     model = _text(nested.get("model")) or _text(wrapper.get("model"))
     completed = (
-        _epoch(wrapper.get("finish_time"))
-        or _epoch(nested.get("finish_time"))
-        or _epoch(nested.get("completed_at"))
+        _epoch(wrapper.get("finish_time"), now)
+        or _epoch(nested.get("finish_time"), now)
+        or _epoch(nested.get("completed_at"), now)
     )
     return Succeeded(
         video_url=url,
@@ -316,7 +330,7 @@ def _success(url: str, doc: Json, wrapper: Json, nested: Json, video: Json) -> S
         model=_clip(model, 100) or None,
         cost_usd=None if ticks is None else ticks / USD_TICKS_PER_DOLLAR,
         completed_at=completed,
-        submitted_at=_epoch(wrapper.get("submit_time")) or _epoch(nested.get("created_at")),
+        submitted_at=_epoch(wrapper.get("submit_time"), now) or _epoch(nested.get("created_at"), now),
     )
 
 
@@ -385,9 +399,10 @@ def _number(value: object) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
-def _epoch(value: object) -> int | None:
+def _epoch(value: object, now: float) -> int | None:
+    """Epoch seconds within ``EARLIEST_EPOCH .. now + FUTURE_SLACK_SECONDS``, else None."""
     number = _number(value)
-    if number is None or not 0 < number < 2**40:
+    if number is None or not EARLIEST_EPOCH <= number <= now + FUTURE_SLACK_SECONDS:
         return None
     return int(number)
 
