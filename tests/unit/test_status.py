@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import Decimal
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +22,7 @@ from grokvideo.errors import (
     RateLimitedError,
     RetryableError,
 )
-from grokvideo.models import Failed, FailureReason, Pending, Succeeded
+from grokvideo.models import MAX_COST_USD, MAX_DURATION_SECONDS, Failed, FailureReason, Pending, Succeeded
 from grokvideo.status import (
     DEFAULT_RETRY_AFTER,
     EARLIEST_EPOCH,
@@ -645,6 +647,16 @@ def test_any_http_url_is_kept_verbatim(url: str) -> None:
 # its strings must be valid UTF-8; the events' schemas bound times, numbers and the video URL.
 
 NOW = 1773297100  # a fixed clock for the plausible-time window
+SERIALIZER = TypeSerializer()
+
+
+def storable(number: float | int) -> bool:
+    """True when DynamoDB can hold ``number`` as written by the job store (``Decimal(str(x))``)."""
+    try:
+        SERIALIZER.serialize(Decimal(str(number)))
+    except (TypeError, ValueError, ArithmeticError):
+        return False
+    return True
 
 
 def test_a_far_future_finish_time_is_unknown() -> None:
@@ -673,3 +685,34 @@ def test_provider_times_outside_the_plausible_window_are_unknown(value: Any, exp
     result = parse_status(200, raw(doc), now=NOW)
     assert isinstance(result, Succeeded)
     assert (result.completed_at, result.submitted_at) == (expected, expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1, 1.0), (6.5, 6.5), (1.2345678, 1.235), (0.0006, 0.001), (MAX_DURATION_SECONDS, 3600.0),
+        (0, None), (0.0004, None), (-1, None), (3600.001, None), (1e200, None), (1e-200, None),
+        (10**60, None), (10**400, None), ("6", None), (True, None),
+    ],
+)  # fmt: skip
+def test_duration_is_bounded_and_rounded_to_milliseconds(value: Any, expected: float | None) -> None:
+    doc = seed()
+    doc["data"]["data"]["video"]["duration"] = value
+    result = parse_status(200, raw(doc))
+    assert isinstance(result, Succeeded) and result.duration == expected
+    assert result.duration is None or storable(result.duration)
+
+
+@pytest.mark.parametrize(
+    ("ticks", "expected"),
+    [
+        (500_000_000, 0.05), (0, 0.0), (1, 1e-10), (1e-190, 0.0), (1e16, MAX_COST_USD),
+        (1.0000001e16, None), (1e200, None), (10**60, None), (10**400, None), (-5, None), ("5", None),
+    ],
+)  # fmt: skip
+def test_cost_is_bounded_and_rounded_to_one_tick(ticks: Any, expected: float | None) -> None:
+    doc = seed()
+    doc["data"]["data"]["usage"]["cost_in_usd_ticks"] = ticks
+    result = parse_status(200, raw(doc))
+    assert isinstance(result, Succeeded) and result.cost_usd == expected
+    assert result.cost_usd is None or storable(result.cost_usd)

@@ -34,6 +34,8 @@ outside its window is unknown (None), never clamped:
 - Times (``submitted_at``, ``completed_at``): epoch seconds from 2020-01-01T00:00:00Z (before any
   CometAPI Grok job) to ``now`` + 1 day (a provider clock may run a little ahead of ours; further
   ahead is a bug or milliseconds). ``now`` defaults to the wall clock.
+- ``duration``: 0 < seconds <= ``MAX_DURATION_SECONDS`` (3600), rounded to the millisecond.
+- ``cost_usd``: 0 <= dollars <= ``MAX_COST_USD`` (1,000,000), rounded to one tick (1e-10 USD).
 """
 
 from __future__ import annotations
@@ -55,7 +57,15 @@ from grokvideo.errors import (
     RateLimitedError,
     RetryableError,
 )
-from grokvideo.models import Failed, FailureReason, Pending, PollStatus, Succeeded
+from grokvideo.models import (
+    MAX_COST_USD,
+    MAX_DURATION_SECONDS,
+    Failed,
+    FailureReason,
+    Pending,
+    PollStatus,
+    Succeeded,
+)
 
 __all__ = ["is_valid_request_id", "parse_created", "parse_retry_after", "parse_status"]
 
@@ -67,6 +77,8 @@ MESSAGE_LIMIT = 300
 MAX_URL_LENGTH = 8192
 EARLIEST_EPOCH = 1_577_836_800  # 2020-01-01T00:00:00Z: no provider time before it is plausible
 FUTURE_SLACK_SECONDS = 86_400  # nor one more than a day ahead of our clock
+DURATION_DECIMALS = 3  # milliseconds
+COST_DECIMALS = 10  # one tick: 1 / USD_TICKS_PER_DOLLAR
 
 _DONE = frozenset({"done", "success", "succeeded", "completed", "complete"})
 _FAILED = frozenset({"failed", "failure", "error"})
@@ -317,7 +329,6 @@ def _interpret(doc: Json, now: float) -> PollStatus:
 
 def _success(url: str, doc: Json, wrapper: Json, nested: Json, video: Json, now: float) -> Succeeded:
     usage = _obj(nested.get("usage")) or _obj(wrapper.get("usage")) or _obj(doc.get("usage")) or {}
-    ticks = _number(usage.get("cost_in_usd_ticks"))
     model = _text(nested.get("model")) or _text(wrapper.get("model"))
     completed = (
         _epoch(wrapper.get("finish_time"), now)
@@ -326,9 +337,9 @@ def _success(url: str, doc: Json, wrapper: Json, nested: Json, video: Json, now:
     )
     return Succeeded(
         video_url=url,
-        duration=_number(video.get("duration")),
+        duration=_duration(video.get("duration")),
         model=_clip(model, 100) or None,
-        cost_usd=None if ticks is None else ticks / USD_TICKS_PER_DOLLAR,
+        cost_usd=_cost(usage.get("cost_in_usd_ticks")),
         completed_at=completed,
         submitted_at=_epoch(wrapper.get("submit_time"), now) or _epoch(nested.get("created_at"), now),
     )
@@ -390,13 +401,16 @@ def _code(value: object) -> str:
 
 
 def _number(value: object) -> float | None:
+    """A finite, non-negative JSON number as a float (``-0.0`` as ``0.0``), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
         number = float(value)
     except OverflowError:
         return None
-    return number if math.isfinite(number) and number >= 0 else None
+    if not math.isfinite(number) or number < 0:
+        return None
+    return number + 0.0  # -0.0 -> 0.0
 
 
 def _epoch(value: object, now: float) -> int | None:
@@ -405,6 +419,24 @@ def _epoch(value: object, now: float) -> int | None:
     if number is None or not EARLIEST_EPOCH <= number <= now + FUTURE_SLACK_SECONDS:
         return None
     return int(number)
+
+
+def _duration(value: object) -> float | None:
+    """Seconds rounded to the millisecond, within ``0 < d <= MAX_DURATION_SECONDS``, else None."""
+    number = _number(value)
+    if number is None:
+        return None
+    seconds = round(number, DURATION_DECIMALS)
+    return seconds if 0 < seconds <= MAX_DURATION_SECONDS else None
+
+
+def _cost(ticks: object) -> float | None:
+    """``cost_in_usd_ticks`` as dollars rounded to one tick, within ``0..MAX_COST_USD``, else None."""
+    number = _number(ticks)
+    if number is None:
+        return None
+    dollars = round(number / USD_TICKS_PER_DOLLAR, COST_DECIMALS)
+    return dollars if dollars <= MAX_COST_USD else None
 
 
 def _progress(value: object) -> int | None:
