@@ -659,6 +659,14 @@ def storable(number: float | int) -> bool:
     return True
 
 
+def utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def test_a_far_future_finish_time_is_unknown() -> None:
     doc = seed()
     doc["data"]["finish_time"] = 3e11  # the year 11476: no datetime, no event
@@ -716,3 +724,18 @@ def test_cost_is_bounded_and_rounded_to_one_tick(ticks: Any, expected: float | N
     result = parse_status(200, raw(doc))
     assert isinstance(result, Succeeded) and result.cost_usd == expected
     assert result.cost_usd is None or storable(result.cost_usd)
+
+
+def test_texts_never_carry_a_lone_surrogate() -> None:
+    failed = parse_status(200, raw(envelope("FAILURE", "failed", fail_reason="render \ud800 crashed")))
+    assert failed == Failed(FailureReason.PROVIDER_FAILED, "render \ufffd crashed")
+    doc = seed()
+    doc["data"]["data"]["model"] = "grok\udfff"
+    doc["data"]["status"] = "SUCCESS\udc80"
+    succeeded = parse_status(200, raw(doc))
+    assert isinstance(succeeded, Succeeded) and succeeded.model == "grok\ufffd"
+    pending = parse_status(200, raw(envelope("QUEUED\ud800", "\udbff")))
+    assert isinstance(pending, Pending) and utf8(pending.provider_status)
+    with pytest.raises(InvalidRequestError) as info:
+        parse_status(400, raw({"error": {"message": "bad \ud800 prompt", "code": "x\udc00"}}))
+    assert utf8(str(info.value)) and "bad \ufffd prompt" in str(info.value)

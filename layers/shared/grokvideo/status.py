@@ -36,6 +36,8 @@ outside its window is unknown (None), never clamped:
   ahead is a bug or milliseconds). ``now`` defaults to the wall clock.
 - ``duration``: 0 < seconds <= ``MAX_DURATION_SECONDS`` (3600), rounded to the millisecond.
 - ``cost_usd``: 0 <= dollars <= ``MAX_COST_USD`` (1,000,000), rounded to one tick (1e-10 USD).
+- Texts (messages, model, status names): one line, lone surrogates replaced by U+FFFD, secrets and
+  URL queries removed, cut short (300 characters for a message, 100 for a model, 64 for a status).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ _MODERATION = re.compile(r"moderat|safety|content[\s_-]*(?:policy|filter)", re.I
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\s]+")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _SECRETS = (
     (re.compile(r"(?i)\bbearer\s+\S+"), "Bearer [redacted]"),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{4,}"), "sk-[redacted]"),
@@ -465,7 +468,9 @@ def _http_url(value: object) -> str | None:
 
 
 def _clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """One line, secrets and URL queries removed, at most ``limit`` characters."""
+    """One line of valid UTF-8 (lone surrogates -> U+FFFD), secrets and URL queries removed,
+    at most ``limit`` characters."""
+    text = _SURROGATE.sub("\ufffd", text)
     text = _CONTROL.sub(" ", text).strip()
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
