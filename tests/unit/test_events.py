@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 from grokvideo import events as ev
 from grokvideo.events import DetailType, EventPublisher, OutputEvent
 from grokvideo.models import MAX_COST_USD, MAX_DURATION_SECONDS, ArchiveFailureReason, FailureReason
+from grokvideo.status import VIDEO_URL_MAX_LENGTH
 from tests.schema_check import (
     SCHEMAS,
     assert_valid_entry,
@@ -123,6 +124,11 @@ def test_request_id_is_required_except_in_a_rejection() -> None:
         (DetailType.SUCCEEDED, "completed_at", "yesterday"),
         (DetailType.SUCCEEDED, "completed_at", "2026-02-30T00:00:00Z"),
         (DetailType.SUCCEEDED, "video_url", "ftp://vidgen.x.ai/a.mp4"),
+        (DetailType.SUCCEEDED, "video_url", "HTTPS://vidgen.x.ai/a.mp4"),
+        (DetailType.SUCCEEDED, "video_url", "https://vidgen.x.ai/" + "a" * 2029),
+        (DetailType.SUCCEEDED, "video_url", "https://vidgen.x.ai/a b.mp4"),
+        (DetailType.SUCCEEDED, "video_url", "https://vidgen.x.ai/vidéo.mp4"),
+        (DetailType.SUCCEEDED, "video_url", "https://vidgen.x.ai/a%zz.mp4"),
         (DetailType.SUCCEEDED, "duration", 0),
         (DetailType.SUCCEEDED, "duration", 3600.001),
         (DetailType.SUCCEEDED, "cost_usd", -0.01),
@@ -240,13 +246,15 @@ def test_numbers_a_schema_refuses_are_left_out_of_the_event(
         EventPublisher("bus").entry(event)  # serialisable: no NaN, no infinity
 
 
-def test_the_schemas_bound_numbers_as_the_parser_does() -> None:
+def test_the_schemas_bound_numbers_and_the_url_as_the_parser_does() -> None:
     succeeded = json.loads(schema_path(DetailType.SUCCEEDED).read_text())["properties"]
     stored = json.loads(schema_path(DetailType.STORED).read_text())["properties"]
     for duration in (succeeded["duration"], stored["duration"]):
         assert (duration["exclusiveMinimum"], duration["maximum"]) == (0, MAX_DURATION_SECONDS)
         assert "minimum" not in duration
     assert (succeeded["cost_usd"]["minimum"], succeeded["cost_usd"]["maximum"]) == (0, MAX_COST_USD)
+    url = succeeded["video_url"]
+    assert (url["maxLength"], url["pattern"], url["format"]) == (VIDEO_URL_MAX_LENGTH, "^https?://", "uri")
 
 
 def test_stored_s3_uri_defaults_to_bucket_and_key() -> None:

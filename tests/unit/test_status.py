@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from decimal import Decimal
 from email.utils import formatdate
 from pathlib import Path
@@ -14,6 +15,7 @@ from boto3.dynamodb.types import TypeSerializer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from grokvideo import events
 from grokvideo.errors import (
     AuthError,
     CometApiError,
@@ -22,6 +24,7 @@ from grokvideo.errors import (
     RateLimitedError,
     RetryableError,
 )
+from grokvideo.events import DetailType
 from grokvideo.models import MAX_COST_USD, MAX_DURATION_SECONDS, Failed, FailureReason, Pending, Succeeded
 from grokvideo.status import (
     DEFAULT_RETRY_AFTER,
@@ -29,11 +32,13 @@ from grokvideo.status import (
     FUTURE_SLACK_SECONDS,
     MAX_RETRY_AFTER,
     MIN_RETRY_AFTER,
+    VIDEO_URL_MAX_LENGTH,
     is_valid_request_id,
     parse_created,
     parse_retry_after,
     parse_status,
 )
+from tests.schema_check import assert_valid_event
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 URL = "https://vidgen.x.ai/xai-vidgen-bucket/xai-video-72924fdc-e6d7-4885-b318-8a367aaa9a02.mp4"
@@ -254,6 +259,14 @@ def test_wrapper_failure_without_text_has_a_message() -> None:
     result = parse_status(200, raw(envelope("FAILURE", None)))
     assert isinstance(result, Failed) and result.reason is FailureReason.PROVIDER_FAILED
     assert "FAILURE" in result.message
+
+
+@pytest.mark.parametrize(
+    "url", [URL, "https://user:secret@vidgen.x.ai/v.mp4", "HTTPS://vidgen.x.ai/vidéo.mp4", URL + "a" * 3000]
+)
+def test_a_failure_whose_only_text_is_a_url_does_not_echo_it(url: str) -> None:
+    result = parse_status(200, raw(envelope("FAILURE", None, fail_reason=url)))
+    assert result == Failed(FailureReason.PROVIDER_FAILED, "the provider reported FAILURE")
 
 
 @pytest.mark.parametrize(
@@ -739,3 +752,76 @@ def test_texts_never_carry_a_lone_surrogate() -> None:
     with pytest.raises(InvalidRequestError) as info:
         parse_status(400, raw({"error": {"message": "bad \ud800 prompt", "code": "x\udc00"}}))
     assert utf8(str(info.value)) and "bad \ufffd prompt" in str(info.value)
+
+
+def test_the_scheme_of_the_video_url_is_lower_cased() -> None:
+    for given_url in ("HTTPS://vidgen.x.ai/v.mp4?Sig=AbC", "Https://vidgen.x.ai/v.mp4?Sig=AbC"):
+        doc = seed()
+        doc["data"]["data"]["video"]["url"] = given_url
+        result = parse_status(200, raw(doc))
+        assert isinstance(result, Succeeded) and result.video_url == "https://vidgen.x.ai/v.mp4?Sig=AbC"
+
+
+def test_a_url_longer_than_the_schema_allows_is_no_usable_url() -> None:
+    fits = "https://vidgen.x.ai/" + "a" * (VIDEO_URL_MAX_LENGTH - 24) + ".mp4"
+    assert len(fits) == VIDEO_URL_MAX_LENGTH
+    doc = seed()
+    doc["data"]["data"]["video"]["url"] = fits
+    assert parse_status(200, raw(doc)) == replace(parse_status(200, raw(seed())), video_url=fits)
+    too_long = fits[:-4] + "a.mp4"
+    doc["data"]["data"]["video"]["url"] = doc["data"]["fail_reason"] = too_long
+    result = parse_status(200, raw(doc))
+    assert isinstance(result, Pending) and result.missing_url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://vidgen.x.ai/vidéo.mp4",  # an IRI, not a URI
+        "https://vidgën.x.ai/v.mp4",
+        "https://vidgen.x.ai/a%zz.mp4",
+        "https://vidgen.x.ai/a%2.mp4",
+        "https://vidgen.x.ai/a[1].mp4",
+        "https://vidgen.x.ai/a.mp4#one#two",
+        'https://vidgen.x.ai/a"b.mp4',
+        "https://vidgen.x.ai/a\\b.mp4",
+        "https://vidgen.x.ai/a^b|c.mp4",
+        "https://vidgen.x.ai/{a}.mp4",
+        "https://vidgen.x.ai:99999/v.mp4",
+        "https://user:secret@vidgen.x.ai/v.mp4",  # credentials never travel in an event
+        "https://[::1/v.mp4",
+        "https://[fe80::1%25eth0]/v.mp4",
+        "https:///v.mp4",
+        "https:/vidgen.x.ai/v.mp4",
+    ],
+)
+def test_a_url_the_schema_or_our_rule_refuses_is_no_usable_url(url: str) -> None:
+    doc = seed()
+    doc["data"]["data"]["video"]["url"] = doc["data"]["fail_reason"] = url
+    result = parse_status(200, raw(doc))
+    assert isinstance(result, Pending) and result.missing_url, result
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/v.mp4",
+        "https://[2001:db8::1]:443/v.mp4",
+        "https://vidgen.x.ai",
+        "https://vidgen.x.ai:/v.mp4",
+        "https://vidgen.x.ai/a%20b.mp4?x=1&y=a:b@c/d?e#frag/ment?",
+        "https://vid_gen.x.ai/~user/!$&'()*+,;=.mp4",
+    ],
+)
+def test_http_uris_are_kept_verbatim_and_valid_in_the_event(url: str) -> None:
+    doc = seed()
+    doc["data"]["data"]["video"]["url"] = url
+    result = parse_status(200, raw(doc))
+    assert isinstance(result, Succeeded) and result.video_url == url
+    assert_valid_event(
+        DetailType.SUCCEEDED,
+        events.generation_succeeded(
+            request_id="r", client_ref=None, metadata=None, video_url=url, duration=None, model=None,
+            cost_usd=None, submitted_at=None, completed_at=None,
+        ).detail,
+    )  # fmt: skip

@@ -38,10 +38,20 @@ outside its window is unknown (None), never clamped:
 - ``cost_usd``: 0 <= dollars <= ``MAX_COST_USD`` (1,000,000), rounded to one tick (1e-10 USD).
 - Texts (messages, model, status names): one line, lone surrogates replaced by U+FFFD, secrets and
   URL queries removed, cut short (300 characters for a message, 100 for a model, 64 for a status).
+- ``video_url``: exactly what ``schemas/Video-Generation-Succeeded.json`` accepts: an RFC 3986 URI
+  (ASCII only, ``%`` only before two hex digits) of scheme http or https (lower-cased here), with a
+  host (a name, IPv4 or a bracketed IPv6 address), an optional port up to 65535, no user info, at
+  most 2048 characters. Anything else is no usable URL: a "done" answer without one is
+  ``Pending(missing_url=True)``, which the sweep polls a few more times and then fails.
+
+>>> done = parse_status(200, b'{"status": "done", "video": {"url": "HTTPS://vidgen.x.ai/v.mp4", "duration": 1e200}}')
+>>> done.video_url, done.duration
+('https://vidgen.x.ai/v.mp4', None)
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -49,7 +59,6 @@ import time
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import TypeGuard
-from urllib.parse import urlsplit
 
 from grokvideo.errors import (
     AuthError,
@@ -76,9 +85,9 @@ MIN_RETRY_AFTER = 1.0
 MAX_RETRY_AFTER = 300.0
 USD_TICKS_PER_DOLLAR = 10_000_000_000
 MESSAGE_LIMIT = 300
-MAX_URL_LENGTH = 8192
 EARLIEST_EPOCH = 1_577_836_800  # 2020-01-01T00:00:00Z: no provider time before it is plausible
 FUTURE_SLACK_SECONDS = 86_400  # nor one more than a day ahead of our clock
+VIDEO_URL_MAX_LENGTH = 2048  # maxLength of video_url in schemas/Video-Generation-Succeeded.json
 DURATION_DECIMALS = 3  # milliseconds
 COST_DECIMALS = 10  # one tick: 1 / USD_TICKS_PER_DOLLAR
 
@@ -94,6 +103,16 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\s]+")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_URL_LIKE = re.compile(r"(?i)https?://\S*")  # a failure "text" that is a URL is no message
+# An http(s) URI by RFC 3986, narrowed: a host name / IPv4 / [IPv6] without user info, an optional
+# port, then path, query and fragment of unreserved, sub-delims, ":", "@" and %XX only.
+_PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+_VIDEO_URL = re.compile(
+    r"(?P<scheme>(?i:https?))://"
+    r"(?P<host>[A-Za-z0-9._~-]+|\[(?P<ipv6>[0-9A-Fa-f:.]+)\])"
+    r"(?::(?P<port>[0-9]{0,5}))?"
+    rf"(?P<rest>(?:/{_PCHAR}*)*(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?)"
+)
 _SECRETS = (
     (re.compile(r"(?i)\bbearer\s+\S+"), "Bearer [redacted]"),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{4,}"), "sk-[redacted]"),
@@ -317,9 +336,9 @@ def _interpret(doc: Json, now: float) -> PollStatus:
     )
     if done:
         url = (
-            _http_url(video.get("url"))
-            or _http_url(wrapper.get("fail_reason"))
-            or _http_url(nested.get("fail_reason"))
+            _video_url(video.get("url"))
+            or _video_url(wrapper.get("fail_reason"))
+            or _video_url(nested.get("fail_reason"))
         )
         if url is not None:
             return _success(url, doc, wrapper, nested, video, now)
@@ -354,7 +373,7 @@ def _failure(label: str, texts: tuple[object, ...]) -> Failed:
         if isinstance(item, dict):
             code = code or _code(item.get("code"))
             item = item.get("message")
-        if isinstance(item, str) and item.strip() and _http_url(item) is None:
+        if isinstance(item, str) and item.strip() and not _URL_LIKE.fullmatch(item.strip()):
             text = item
             break
     moderated = bool(_MODERATION.search(text) or _MODERATION.search(code))
@@ -452,19 +471,22 @@ def _progress(value: object) -> int | None:
     return None if number is None else min(int(number), 100)
 
 
-def _http_url(value: object) -> str | None:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_URL_LENGTH:
+def _video_url(value: object) -> str | None:
+    """``value`` as the Succeeded schema's ``video_url`` accepts it (scheme lower-cased), else None."""
+    if not isinstance(value, str) or len(value) > VIDEO_URL_MAX_LENGTH:
         return None
-    if _CONTROL.search(value):
+    match = _VIDEO_URL.fullmatch(value)
+    if match is None:
         return None
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-    except ValueError:
+    ipv6, port = match.group("ipv6"), match.group("port")
+    if port and int(port) > 65_535:
         return None
-    if parts.scheme.lower() not in ("http", "https") or not host:
-        return None
-    return value
+    if ipv6 is not None:
+        try:
+            ipaddress.IPv6Address(ipv6)
+        except ValueError:
+            return None
+    return match.group("scheme").lower() + value[len(match.group("scheme")) :]
 
 
 def _clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
