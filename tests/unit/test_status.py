@@ -24,8 +24,18 @@ from grokvideo.errors import (
     RateLimitedError,
     RetryableError,
 )
-from grokvideo.events import DetailType
-from grokvideo.models import MAX_COST_USD, MAX_DURATION_SECONDS, Failed, FailureReason, Pending, Succeeded
+from grokvideo.events import DetailType, EventPublisher
+from grokvideo.jobs import Job
+from grokvideo.models import (
+    MAX_COST_USD,
+    MAX_DURATION_SECONDS,
+    Failed,
+    FailureReason,
+    JobState,
+    Pending,
+    Succeeded,
+)
+from grokvideo.outbox import event_for
 from grokvideo.status import (
     DEFAULT_RETRY_AFTER,
     EARLIEST_EPOCH,
@@ -825,3 +835,148 @@ def test_http_uris_are_kept_verbatim_and_valid_in_the_event(url: str) -> None:
             cost_usd=None, submitted_at=None, completed_at=None,
         ).detail,
     )  # fmt: skip
+
+
+# --- property: whatever the provider sends, the job can be stored and its event built ----------
+
+RID = "4b2cd27e-0b0d-3dec-c31c-7572daf74bb3"
+ANY_CHAR = st.characters(codec=None, exclude_categories=())  # every code point, lone surrogates too
+HOSTILE_CHARS = st.sampled_from(["\ud800", "\udfff", "\u2028", "\x00", "\x85", "\u202e", "\ufeff", "é", "😀"])
+HOSTILE_TEXT = st.text(ANY_CHAR | HOSTILE_CHARS, max_size=40) | st.sampled_from(["", " ", "x" * 5000])
+HOSTILE_NUMBERS = st.one_of(
+    st.integers(),
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(min_value=1.5e9, max_value=1.9e9),  # around the plausible epochs
+    st.integers(EARLIEST_EPOCH - 2, NOW + FUTURE_SLACK_SECONDS + 2),
+    st.floats(min_value=0, max_value=4000),  # around the plausible durations
+    st.sampled_from([3e11, 1e200, 1e-200, -1, 0, 5e-324, 1.7976931348623157e308, 1773297014000, 10**38, 10**39]),
+)
+TIMES = HOSTILE_NUMBERS | HOSTILE_TEXT | st.none() | st.booleans()
+HOSTS = st.sampled_from(["vidgen.x.ai", "127.0.0.1:8080", "[::1]", "[fe80::1%25x]", "a b", "vidgën.x.ai", "", "u:p@h"])
+SCHEMES = st.sampled_from(["https", "http", "HTTPS", "HtTp", "ftp", "", "https:"])
+BUILT_URLS = st.builds(
+    lambda scheme, host, path: f"{scheme}://{host}/{path}",
+    SCHEMES,
+    HOSTS,
+    HOSTILE_TEXT | st.from_regex(r"[A-Za-z0-9%#?/\[\]@!$&'()*+,;=:._~-]{0,60}", fullmatch=True),
+)
+HOSTILE_URLS = st.one_of(
+    BUILT_URLS,
+    st.integers(2030, 2060).map(lambda n: "https://vidgen.x.ai/" + "a" * n),
+    HOSTILE_TEXT,
+    st.sampled_from([URL, "HTTPS://vidgen.x.ai/v.mp4", "https://vidgen.x.ai/a%zz", "javascript:alert(1)"]),
+)
+HOSTILE_STATUS = (
+    st.sampled_from(["done", "failed", "expired", "pending", "SUCCESS", "FAILURE", "ERROR", ""]) | HOSTILE_TEXT
+)
+HOSTILE_VIDEO = st.fixed_dictionaries(
+    {}, optional={"url": HOSTILE_URLS, "duration": HOSTILE_NUMBERS | HOSTILE_TEXT, "respect_moderation": st.booleans()}
+)
+HOSTILE_NESTED = st.fixed_dictionaries(
+    {},
+    optional={
+        "status": HOSTILE_STATUS, "model": HOSTILE_TEXT, "video": HOSTILE_VIDEO, "progress": HOSTILE_NUMBERS,
+        "usage": st.fixed_dictionaries({}, optional={"cost_in_usd_ticks": HOSTILE_NUMBERS | HOSTILE_TEXT}),
+        "created_at": TIMES, "completed_at": TIMES, "finish_time": TIMES, "fail_reason": HOSTILE_URLS,
+        "message": HOSTILE_TEXT,
+        "error": st.fixed_dictionaries({}, optional={"code": HOSTILE_TEXT, "message": HOSTILE_TEXT}) | HOSTILE_TEXT,
+    },
+)  # fmt: skip
+HOSTILE_ENVELOPE = st.fixed_dictionaries(
+    {"code": st.sampled_from(["success", ""]) | HOSTILE_TEXT},
+    optional={
+        "message": HOSTILE_TEXT,
+        "data": st.fixed_dictionaries(
+            {},
+            optional={
+                "status": HOSTILE_STATUS, "fail_reason": HOSTILE_URLS | HOSTILE_TEXT, "submit_time": TIMES,
+                "finish_time": TIMES, "progress": HOSTILE_NUMBERS | HOSTILE_TEXT, "data": HOSTILE_NESTED | st.none(),
+                "video": HOSTILE_VIDEO, "model": HOSTILE_TEXT,
+            },
+        ),
+    },
+)  # fmt: skip
+HOSTILE_ERROR = st.fixed_dictionaries(
+    {"error": st.fixed_dictionaries({}, optional={"message": HOSTILE_TEXT, "code": HOSTILE_TEXT, "type": HOSTILE_TEXT})}
+)
+USABLE_URLS = st.sampled_from([URL, "http://127.0.0.1:8080/v.mp4", "HTTPS://vidgen.x.ai/v.mp4?sig=a%2Fb#t=1"])
+MOSTLY_USABLE_URLS = st.one_of(USABLE_URLS, USABLE_URLS, HOSTILE_URLS)
+HOSTILE_VALUES = st.fixed_dictionaries(
+    {"status": st.just("done"), "video": st.fixed_dictionaries({"url": MOSTLY_USABLE_URLS})},
+    optional={
+        "model": HOSTILE_TEXT, "created_at": TIMES, "completed_at": TIMES, "finish_time": TIMES,
+        "usage": st.fixed_dictionaries({"cost_in_usd_ticks": HOSTILE_NUMBERS}),
+    },
+).flatmap(
+    lambda nested: st.fixed_dictionaries(
+        {"duration": HOSTILE_NUMBERS}, optional={"respect_moderation": st.just(True)}
+    ).map(lambda video: {**nested, "video": {**nested["video"], **video}})
+)  # fmt: skip
+HOSTILE_SUCCESS = st.one_of(
+    HOSTILE_VALUES,  # the bare xAI object
+    st.builds(
+        lambda nested, submit, finish: {
+            "code": "success",
+            "data": {"status": "SUCCESS", "submit_time": submit, "finish_time": finish, "data": nested},
+        },
+        HOSTILE_VALUES, TIMES, TIMES,
+    ),
+)  # fmt: skip
+HOSTILE_BODIES = st.one_of(HOSTILE_SUCCESS, HOSTILE_ENVELOPE, HOSTILE_NESTED, HOSTILE_ERROR)
+
+
+def stored(value: object) -> object:
+    """What the job store writes for ``value`` (floats as ``Decimal(str(x))``), checked storable."""
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        number = Decimal(str(value))
+        SERIALIZER.serialize(number)  # raises beyond 38 digits or outside 1e-130..1e126
+        return number
+    if isinstance(value, str):
+        value.encode("utf-8")  # raises on a lone surrogate
+    return value
+
+
+def job_after(result: Succeeded | Failed, now: int) -> Job:
+    """The job as the sweep leaves it after this outcome, read back from its stored item."""
+    item: dict[str, object] = {
+        "request_id": RID, "registered_at": now - 60, "deadline_at": now + 3600, "client_ref": "ref-7",
+        "metadata": "{}", "completed_at": now,
+    }  # fmt: skip
+    if isinstance(result, Succeeded):
+        item.update(
+            state=JobState.SUCCEEDED.value, outbox=DetailType.SUCCEEDED.value, video_url=result.video_url,
+            duration=result.duration, model=result.model, cost_usd=result.cost_usd,
+            completed_at=result.completed_at or now, submitted_at=result.submitted_at, progress=100,
+        )  # fmt: skip
+    else:
+        item.update(
+            state=JobState.FAILED.value, outbox=DetailType.FAILED.value, reason=result.reason.value,
+            message=result.message[:1000],
+        )  # fmt: skip
+    return Job.from_item({k: stored(v) for k, v in item.items() if v is not None})
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=HOSTILE_BODIES, status=st.sampled_from([200, 202, 400, 404, 422, 500]))
+def test_whatever_the_provider_sends_the_job_is_storable_and_its_event_valid(doc: Any, status: int) -> None:
+    body = json.dumps(doc).encode()  # lone surrogates travel as JSON escapes, as a provider could send them
+    try:
+        result = parse_status(status, body, now=NOW)
+    except CometApiError as exc:
+        stored(str(exc))  # the sweep keeps a refusal's text as the job's message
+        return
+    if isinstance(result, Pending):
+        assert utf8(result.provider_status) and len(result.provider_status) <= 64
+        assert result.progress is None or stored(result.progress) is not None
+        return
+    if isinstance(result, Succeeded):
+        for number in (result.duration, result.cost_usd, result.completed_at, result.submitted_at):
+            assert number is None or storable(number), number
+        for epoch in (result.completed_at, result.submitted_at):
+            assert epoch is None or EARLIEST_EPOCH <= epoch <= NOW + FUTURE_SLACK_SECONDS
+        assert result.duration is None or 0 < result.duration <= MAX_DURATION_SECONDS
+        assert result.cost_usd is None or 0 <= result.cost_usd <= MAX_COST_USD
+    event = event_for(job_after(result, NOW))
+    assert_valid_event(event.detail_type, event.detail)
+    EventPublisher("bus").entry(event)  # serialisable as UTF-8 JSON
