@@ -3,11 +3,13 @@
 >>> from tests.schema_check import assert_valid_event
 >>> assert_valid_event("Video Generation Failed", detail)  # doctest: +SKIP
 
-``date-time`` is checked here (RFC 3339) even without jsonschema's optional format extras.
+``date-time`` (RFC 3339) and ``uri`` (RFC 3986) are checked here even without jsonschema's
+optional format extras, so a detail that breaks a ``format`` fails the tests as any other rule.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from datetime import datetime
@@ -28,6 +30,32 @@ SAMPLE_VIDEO_URL = "https://vidgen.x.ai/xai-vidgen-bucket/xai-video-72924fdc-e6d
 _RFC3339 = re.compile(r"\A\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z")
 
 
+def _rfc3986_uri() -> re.Pattern[str]:
+    """``URI = scheme ":" hier-part [ "?" query ] [ "#" fragment ]``, spelled from RFC 3986's ABNF.
+
+    An IP-literal is only shaped here (``[...]``); ``_uri`` checks its address.
+    """
+    unreserved, sub_delims, pct = r"[A-Za-z0-9._~-]", r"[!$&'()*+,;=]", r"%[0-9A-Fa-f]{2}"
+    pchar = rf"(?:{unreserved}|{pct}|{sub_delims}|[:@])"
+    userinfo = rf"(?:{unreserved}|{pct}|{sub_delims}|:)*"
+    reg_name = rf"(?:{unreserved}|{pct}|{sub_delims})*"
+    ip_literal = r"\[(?P<ip>[^\[\]/?#@]*)\]"
+    authority = rf"(?:{userinfo}@)?(?:{ip_literal}|{reg_name})(?::[0-9]*)?"
+    segment, segment_nz = rf"{pchar}*", rf"{pchar}+"
+    hier_part = (
+        rf"(?://{authority}(?:/{segment})*"  # "//" authority path-abempty
+        rf"|/(?:{segment_nz}(?:/{segment})*)?"  # path-absolute
+        rf"|{segment_nz}(?:/{segment})*"  # path-rootless
+        r"|)"  # path-empty
+    )
+    tail = rf"(?:{pchar}|[/?])*"
+    return re.compile(rf"[A-Za-z][A-Za-z0-9+.-]*:{hier_part}(?:\?{tail})?(?:#{tail})?")
+
+
+_URI = _rfc3986_uri()
+_IPV_FUTURE = re.compile(r"v[0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+")
+
+
 def _format_checker() -> FormatChecker:
     checker = FormatChecker()
 
@@ -39,6 +67,22 @@ def _format_checker() -> FormatChecker:
             return False
         datetime.fromisoformat(value.upper())  # raises ValueError on 2026-02-30 and the like
         return True
+
+    @checker.checks("uri")
+    def _uri(value: object) -> bool:
+        if not isinstance(value, str):
+            return True
+        match = _URI.fullmatch(value)
+        if match is None:
+            return False
+        ip = match.group("ip")
+        if ip is None or _IPV_FUTURE.fullmatch(ip):
+            return True
+        try:
+            ipaddress.IPv6Address(ip)  # RFC 3986 allows no zone id ("%25eth0")
+        except ValueError:
+            return False
+        return "%" not in ip
 
     return checker
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from grokvideo import events as ev
 from grokvideo.events import DetailType, EventPublisher, OutputEvent
-from grokvideo.models import ArchiveFailureReason, FailureReason
+from grokvideo.models import MAX_COST_USD, MAX_DURATION_SECONDS, ArchiveFailureReason, FailureReason
+from grokvideo.status import VIDEO_URL_MAX_LENGTH
 from tests.schema_check import (
     SCHEMAS,
     assert_valid_entry,
@@ -119,6 +124,17 @@ def test_request_id_is_required_except_in_a_rejection() -> None:
         (DetailType.SUCCEEDED, "completed_at", "yesterday"),
         (DetailType.SUCCEEDED, "completed_at", "2026-02-30T00:00:00Z"),
         (DetailType.SUCCEEDED, "video_url", "ftp://vidgen.x.ai/a.mp4"),
+        (DetailType.SUCCEEDED, "video_url", "HTTPS://vidgen.x.ai/a.mp4"),
+        (DetailType.SUCCEEDED, "video_url", "https://vidgen.x.ai/" + "a" * 2029),
+        (DetailType.SUCCEEDED, "video_url", "https://vidgen.x.ai/a b.mp4"),
+        (DetailType.SUCCEEDED, "video_url", "https://vidgen.x.ai/vidéo.mp4"),
+        (DetailType.SUCCEEDED, "video_url", "https://vidgen.x.ai/a%zz.mp4"),
+        (DetailType.SUCCEEDED, "duration", 0),
+        (DetailType.SUCCEEDED, "duration", 3600.001),
+        (DetailType.SUCCEEDED, "cost_usd", -0.01),
+        (DetailType.SUCCEEDED, "cost_usd", 1_000_000.01),
+        (DetailType.STORED, "duration", 0),
+        (DetailType.STORED, "duration", 1e200),
         (DetailType.SUBMITTED, "submitted_at", None),
         (DetailType.SUBMITTED, "schema_version", "2"),
         (DetailType.SUBMITTED, "metadata", None),
@@ -167,6 +183,78 @@ def test_timestamps_are_iso_utc() -> None:
     detail = samples()[DetailType.SUCCEEDED].detail
     assert detail["submitted_at"] == "2026-03-12T06:30:02Z"
     assert detail["completed_at"] == "2026-03-12T06:30:14Z"
+
+
+ISO_UTC = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
+
+
+def test_iso_utc_covers_every_four_digit_year() -> None:
+    assert ev.iso_utc(0.9) == "1970-01-01T00:00:00Z"
+    assert ev.iso_utc(253402300799) == "9999-12-31T23:59:59Z"
+    assert ev.iso_utc(Decimal("253402300799.5")) == "9999-12-31T23:59:59Z"
+
+
+@pytest.mark.parametrize(
+    "epoch",
+    [
+        3e11, 253402300800, 10**30, -1, -1e20, float("nan"), float("inf"), float("-inf"), Decimal("NaN"),
+        Decimal("sNaN"), Decimal("Infinity"), Decimal("-Infinity"), Decimal("1E+1000000"), Decimal("-1E+1000000"),
+    ],
+)  # fmt: skip
+def test_iso_utc_is_none_for_a_time_no_timestamp_can_show(epoch: float | Decimal) -> None:
+    assert ev.iso_utc(epoch) is None
+
+
+@given(st.one_of(st.integers(), st.floats(), st.decimals(), st.integers(-(10**400), 10**400)))
+def test_iso_utc_never_raises_and_always_matches_the_schemas(epoch: int | float | Decimal) -> None:
+    got = ev.iso_utc(epoch)
+    assert got is None or (ISO_UTC.match(got) and datetime.fromisoformat(got))
+
+
+HOSTILE_NUMBERS = [
+    # duration, cost_usd -> what the detail carries
+    ((float("nan"), float("inf")), (None, None)),
+    ((Decimal("NaN"), Decimal("sNaN")), (None, None)),
+    ((Decimal("Infinity"), Decimal("-Infinity")), (None, None)),
+    ((0, -0.01), (None, None)),
+    ((3600.001, 1_000_000.01), (None, None)),
+    ((Decimal("1E+200"), Decimal("1E+200")), (None, None)),
+    ((Decimal("3600"), Decimal("1000000")), (3600, 1_000_000)),
+    ((Decimal("1E-3"), Decimal("0")), (0.001, 0)),
+]
+
+
+@pytest.mark.parametrize(("given_numbers", "expected"), HOSTILE_NUMBERS)
+def test_numbers_a_schema_refuses_are_left_out_of_the_event(
+    given_numbers: tuple[object, object], expected: tuple[object, object]
+) -> None:
+    duration, cost = given_numbers
+    succeeded = ev.generation_succeeded(
+        request_id=RID, client_ref=None, metadata=None, video_url=URL, duration=duration,  # type: ignore[arg-type]
+        model=None, cost_usd=cost, submitted_at=3e11, completed_at=float("nan"),  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert (succeeded.detail["duration"], succeeded.detail["cost_usd"]) == expected
+    assert (succeeded.detail["submitted_at"], succeeded.detail["completed_at"]) == (None, None)
+    assert_valid_event(succeeded.detail_type, succeeded.detail)
+    stored = ev.video_stored(
+        request_id=RID, client_ref=None, metadata=None, bucket="b-1", key="k", size_bytes=1, sha256=SHA,
+        content_type="video/mp4", duration=duration, model=None,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert stored.detail["duration"] == expected[0]
+    assert_valid_event(stored.detail_type, stored.detail)
+    for event in (succeeded, stored):
+        EventPublisher("bus").entry(event)  # serialisable: no NaN, no infinity
+
+
+def test_the_schemas_bound_numbers_and_the_url_as_the_parser_does() -> None:
+    succeeded = json.loads(schema_path(DetailType.SUCCEEDED).read_text())["properties"]
+    stored = json.loads(schema_path(DetailType.STORED).read_text())["properties"]
+    for duration in (succeeded["duration"], stored["duration"]):
+        assert (duration["exclusiveMinimum"], duration["maximum"]) == (0, MAX_DURATION_SECONDS)
+        assert "minimum" not in duration
+    assert (succeeded["cost_usd"]["minimum"], succeeded["cost_usd"]["maximum"]) == (0, MAX_COST_USD)
+    url = succeeded["video_url"]
+    assert (url["maxLength"], url["pattern"], url["format"]) == (VIDEO_URL_MAX_LENGTH, "^https?://", "uri")
 
 
 def test_stored_s3_uri_defaults_to_bucket_and_key() -> None:

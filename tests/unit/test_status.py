@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
+from decimal import Decimal
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from grokvideo import events
 from grokvideo.errors import (
     AuthError,
     CometApiError,
@@ -20,16 +24,31 @@ from grokvideo.errors import (
     RateLimitedError,
     RetryableError,
 )
-from grokvideo.models import Failed, FailureReason, Pending, Succeeded
+from grokvideo.events import DetailType, EventPublisher
+from grokvideo.jobs import Job
+from grokvideo.models import (
+    MAX_COST_USD,
+    MAX_DURATION_SECONDS,
+    Failed,
+    FailureReason,
+    JobState,
+    Pending,
+    Succeeded,
+)
+from grokvideo.outbox import event_for
 from grokvideo.status import (
     DEFAULT_RETRY_AFTER,
+    EARLIEST_EPOCH,
+    FUTURE_SLACK_SECONDS,
     MAX_RETRY_AFTER,
     MIN_RETRY_AFTER,
+    VIDEO_URL_MAX_LENGTH,
     is_valid_request_id,
     parse_created,
     parse_retry_after,
     parse_status,
 )
+from tests.schema_check import assert_valid_event
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 URL = "https://vidgen.x.ai/xai-vidgen-bucket/xai-video-72924fdc-e6d7-4885-b318-8a367aaa9a02.mp4"
@@ -250,6 +269,14 @@ def test_wrapper_failure_without_text_has_a_message() -> None:
     result = parse_status(200, raw(envelope("FAILURE", None)))
     assert isinstance(result, Failed) and result.reason is FailureReason.PROVIDER_FAILED
     assert "FAILURE" in result.message
+
+
+@pytest.mark.parametrize(
+    "url", [URL, "https://user:secret@vidgen.x.ai/v.mp4", "HTTPS://vidgen.x.ai/vidéo.mp4", URL + "a" * 3000]
+)
+def test_a_failure_whose_only_text_is_a_url_does_not_echo_it(url: str) -> None:
+    result = parse_status(200, raw(envelope("FAILURE", None, fail_reason=url)))
+    assert result == Failed(FailureReason.PROVIDER_FAILED, "the provider reported FAILURE")
 
 
 @pytest.mark.parametrize(
@@ -634,3 +661,322 @@ def test_any_http_url_is_kept_verbatim(url: str) -> None:
     doc["data"]["data"]["video"]["url"] = url
     result = parse_status(200, raw(doc))
     assert isinstance(result, Succeeded) and result.video_url == url
+
+
+# --- only values the table can store and the events' schemas accept ---------------------------
+#
+# "No job left behind": whatever the provider sends, a transition and the event it owes can never
+# raise. DynamoDB numbers have at most 38 significant digits and a magnitude of 1e-130..1e126;
+# its strings must be valid UTF-8; the events' schemas bound times, numbers and the video URL.
+
+NOW = 1773297100  # a fixed clock for the plausible-time window
+SERIALIZER = TypeSerializer()
+
+
+def storable(number: float | int) -> bool:
+    """True when DynamoDB can hold ``number`` as written by the job store (``Decimal(str(x))``)."""
+    try:
+        SERIALIZER.serialize(Decimal(str(number)))
+    except (TypeError, ValueError, ArithmeticError):
+        return False
+    return True
+
+
+def utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def test_a_far_future_finish_time_is_unknown() -> None:
+    doc = seed()
+    doc["data"]["finish_time"] = 3e11  # the year 11476: no datetime, no event
+    doc["data"]["submit_time"] = 3e11
+    result = parse_status(200, raw(doc))
+    assert isinstance(result, Succeeded)
+    assert (result.completed_at, result.submitted_at) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1773297014, 1773297014), (1773297014.9, 1773297014), (EARLIEST_EPOCH, EARLIEST_EPOCH),
+        (NOW + FUTURE_SLACK_SECONDS, NOW + FUTURE_SLACK_SECONDS),
+        (EARLIEST_EPOCH - 1, None), (NOW + FUTURE_SLACK_SECONDS + 1, None), (3e11, None),
+        (1773297014000, None), (5, None), (0, None), (-1773297014, None), (10**30, None), (1e300, None),
+        (10**400, None), ("1773297014", None), (True, None), (None, None),
+    ],
+)  # fmt: skip
+def test_provider_times_outside_the_plausible_window_are_unknown(value: Any, expected: int | None) -> None:
+    doc = seed()
+    doc["data"]["finish_time"] = value
+    doc["data"]["submit_time"] = value
+    result = parse_status(200, raw(doc), now=NOW)
+    assert isinstance(result, Succeeded)
+    assert (result.completed_at, result.submitted_at) == (expected, expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1, 1.0), (6.5, 6.5), (1.2345678, 1.235), (0.0006, 0.001), (MAX_DURATION_SECONDS, 3600.0),
+        (0, None), (0.0004, None), (-1, None), (3600.001, None), (1e200, None), (1e-200, None),
+        (10**60, None), (10**400, None), ("6", None), (True, None),
+    ],
+)  # fmt: skip
+def test_duration_is_bounded_and_rounded_to_milliseconds(value: Any, expected: float | None) -> None:
+    doc = seed()
+    doc["data"]["data"]["video"]["duration"] = value
+    result = parse_status(200, raw(doc))
+    assert isinstance(result, Succeeded) and result.duration == expected
+    assert result.duration is None or storable(result.duration)
+
+
+@pytest.mark.parametrize(
+    ("ticks", "expected"),
+    [
+        (500_000_000, 0.05), (0, 0.0), (1, 1e-10), (1e-190, 0.0), (1e16, MAX_COST_USD),
+        (1.0000001e16, None), (1e200, None), (10**60, None), (10**400, None), (-5, None), ("5", None),
+    ],
+)  # fmt: skip
+def test_cost_is_bounded_and_rounded_to_one_tick(ticks: Any, expected: float | None) -> None:
+    doc = seed()
+    doc["data"]["data"]["usage"]["cost_in_usd_ticks"] = ticks
+    result = parse_status(200, raw(doc))
+    assert isinstance(result, Succeeded) and result.cost_usd == expected
+    assert result.cost_usd is None or storable(result.cost_usd)
+
+
+def test_texts_never_carry_a_lone_surrogate() -> None:
+    failed = parse_status(200, raw(envelope("FAILURE", "failed", fail_reason="render \ud800 crashed")))
+    assert failed == Failed(FailureReason.PROVIDER_FAILED, "render \ufffd crashed")
+    doc = seed()
+    doc["data"]["data"]["model"] = "grok\udfff"
+    doc["data"]["status"] = "SUCCESS\udc80"
+    succeeded = parse_status(200, raw(doc))
+    assert isinstance(succeeded, Succeeded) and succeeded.model == "grok\ufffd"
+    pending = parse_status(200, raw(envelope("QUEUED\ud800", "\udbff")))
+    assert isinstance(pending, Pending) and utf8(pending.provider_status)
+    with pytest.raises(InvalidRequestError) as info:
+        parse_status(400, raw({"error": {"message": "bad \ud800 prompt", "code": "x\udc00"}}))
+    assert utf8(str(info.value)) and "bad \ufffd prompt" in str(info.value)
+
+
+def test_the_scheme_of_the_video_url_is_lower_cased() -> None:
+    for given_url in ("HTTPS://vidgen.x.ai/v.mp4?Sig=AbC", "Https://vidgen.x.ai/v.mp4?Sig=AbC"):
+        doc = seed()
+        doc["data"]["data"]["video"]["url"] = given_url
+        result = parse_status(200, raw(doc))
+        assert isinstance(result, Succeeded) and result.video_url == "https://vidgen.x.ai/v.mp4?Sig=AbC"
+
+
+def test_a_url_longer_than_the_schema_allows_is_no_usable_url() -> None:
+    fits = "https://vidgen.x.ai/" + "a" * (VIDEO_URL_MAX_LENGTH - 24) + ".mp4"
+    assert len(fits) == VIDEO_URL_MAX_LENGTH
+    doc = seed()
+    doc["data"]["data"]["video"]["url"] = fits
+    assert parse_status(200, raw(doc)) == replace(parse_status(200, raw(seed())), video_url=fits)
+    too_long = fits[:-4] + "a.mp4"
+    doc["data"]["data"]["video"]["url"] = doc["data"]["fail_reason"] = too_long
+    result = parse_status(200, raw(doc))
+    assert isinstance(result, Pending) and result.missing_url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://vidgen.x.ai/vidéo.mp4",  # an IRI, not a URI
+        "https://vidgën.x.ai/v.mp4",
+        "https://vidgen.x.ai/a%zz.mp4",
+        "https://vidgen.x.ai/a%2.mp4",
+        "https://vidgen.x.ai/a[1].mp4",
+        "https://vidgen.x.ai/a.mp4#one#two",
+        'https://vidgen.x.ai/a"b.mp4',
+        "https://vidgen.x.ai/a\\b.mp4",
+        "https://vidgen.x.ai/a^b|c.mp4",
+        "https://vidgen.x.ai/{a}.mp4",
+        "https://vidgen.x.ai:99999/v.mp4",
+        "https://user:secret@vidgen.x.ai/v.mp4",  # credentials never travel in an event
+        "https://[::1/v.mp4",
+        "https://[fe80::1%25eth0]/v.mp4",
+        "https:///v.mp4",
+        "https:/vidgen.x.ai/v.mp4",
+    ],
+)
+def test_a_url_the_schema_or_our_rule_refuses_is_no_usable_url(url: str) -> None:
+    doc = seed()
+    doc["data"]["data"]["video"]["url"] = doc["data"]["fail_reason"] = url
+    result = parse_status(200, raw(doc))
+    assert isinstance(result, Pending) and result.missing_url, result
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/v.mp4",
+        "https://[2001:db8::1]:443/v.mp4",
+        "https://vidgen.x.ai",
+        "https://vidgen.x.ai:/v.mp4",
+        "https://vidgen.x.ai/a%20b.mp4?x=1&y=a:b@c/d?e#frag/ment?",
+        "https://vid_gen.x.ai/~user/!$&'()*+,;=.mp4",
+    ],
+)
+def test_http_uris_are_kept_verbatim_and_valid_in_the_event(url: str) -> None:
+    doc = seed()
+    doc["data"]["data"]["video"]["url"] = url
+    result = parse_status(200, raw(doc))
+    assert isinstance(result, Succeeded) and result.video_url == url
+    assert_valid_event(
+        DetailType.SUCCEEDED,
+        events.generation_succeeded(
+            request_id="r", client_ref=None, metadata=None, video_url=url, duration=None, model=None,
+            cost_usd=None, submitted_at=None, completed_at=None,
+        ).detail,
+    )  # fmt: skip
+
+
+# --- property: whatever the provider sends, the job can be stored and its event built ----------
+
+RID = "4b2cd27e-0b0d-3dec-c31c-7572daf74bb3"
+ANY_CHAR = st.characters(codec=None, exclude_categories=())  # every code point, lone surrogates too
+HOSTILE_CHARS = st.sampled_from(["\ud800", "\udfff", "\u2028", "\x00", "\x85", "\u202e", "\ufeff", "é", "😀"])
+HOSTILE_TEXT = st.text(ANY_CHAR | HOSTILE_CHARS, max_size=40) | st.sampled_from(["", " ", "x" * 5000])
+HOSTILE_NUMBERS = st.one_of(
+    st.integers(),
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(min_value=1.5e9, max_value=1.9e9),  # around the plausible epochs
+    st.integers(EARLIEST_EPOCH - 2, NOW + FUTURE_SLACK_SECONDS + 2),
+    st.floats(min_value=0, max_value=4000),  # around the plausible durations
+    st.sampled_from([3e11, 1e200, 1e-200, -1, 0, 5e-324, 1.7976931348623157e308, 1773297014000, 10**38, 10**39]),
+)
+TIMES = HOSTILE_NUMBERS | HOSTILE_TEXT | st.none() | st.booleans()
+HOSTS = st.sampled_from(["vidgen.x.ai", "127.0.0.1:8080", "[::1]", "[fe80::1%25x]", "a b", "vidgën.x.ai", "", "u:p@h"])
+SCHEMES = st.sampled_from(["https", "http", "HTTPS", "HtTp", "ftp", "", "https:"])
+BUILT_URLS = st.builds(
+    lambda scheme, host, path: f"{scheme}://{host}/{path}",
+    SCHEMES,
+    HOSTS,
+    HOSTILE_TEXT | st.from_regex(r"[A-Za-z0-9%#?/\[\]@!$&'()*+,;=:._~-]{0,60}", fullmatch=True),
+)
+HOSTILE_URLS = st.one_of(
+    BUILT_URLS,
+    st.integers(2030, 2060).map(lambda n: "https://vidgen.x.ai/" + "a" * n),
+    HOSTILE_TEXT,
+    st.sampled_from([URL, "HTTPS://vidgen.x.ai/v.mp4", "https://vidgen.x.ai/a%zz", "javascript:alert(1)"]),
+)
+HOSTILE_STATUS = (
+    st.sampled_from(["done", "failed", "expired", "pending", "SUCCESS", "FAILURE", "ERROR", ""]) | HOSTILE_TEXT
+)
+HOSTILE_VIDEO = st.fixed_dictionaries(
+    {}, optional={"url": HOSTILE_URLS, "duration": HOSTILE_NUMBERS | HOSTILE_TEXT, "respect_moderation": st.booleans()}
+)
+HOSTILE_NESTED = st.fixed_dictionaries(
+    {},
+    optional={
+        "status": HOSTILE_STATUS, "model": HOSTILE_TEXT, "video": HOSTILE_VIDEO, "progress": HOSTILE_NUMBERS,
+        "usage": st.fixed_dictionaries({}, optional={"cost_in_usd_ticks": HOSTILE_NUMBERS | HOSTILE_TEXT}),
+        "created_at": TIMES, "completed_at": TIMES, "finish_time": TIMES, "fail_reason": HOSTILE_URLS,
+        "message": HOSTILE_TEXT,
+        "error": st.fixed_dictionaries({}, optional={"code": HOSTILE_TEXT, "message": HOSTILE_TEXT}) | HOSTILE_TEXT,
+    },
+)  # fmt: skip
+HOSTILE_ENVELOPE = st.fixed_dictionaries(
+    {"code": st.sampled_from(["success", ""]) | HOSTILE_TEXT},
+    optional={
+        "message": HOSTILE_TEXT,
+        "data": st.fixed_dictionaries(
+            {},
+            optional={
+                "status": HOSTILE_STATUS, "fail_reason": HOSTILE_URLS | HOSTILE_TEXT, "submit_time": TIMES,
+                "finish_time": TIMES, "progress": HOSTILE_NUMBERS | HOSTILE_TEXT, "data": HOSTILE_NESTED | st.none(),
+                "video": HOSTILE_VIDEO, "model": HOSTILE_TEXT,
+            },
+        ),
+    },
+)  # fmt: skip
+HOSTILE_ERROR = st.fixed_dictionaries(
+    {"error": st.fixed_dictionaries({}, optional={"message": HOSTILE_TEXT, "code": HOSTILE_TEXT, "type": HOSTILE_TEXT})}
+)
+USABLE_URLS = st.sampled_from([URL, "http://127.0.0.1:8080/v.mp4", "HTTPS://vidgen.x.ai/v.mp4?sig=a%2Fb#t=1"])
+MOSTLY_USABLE_URLS = st.one_of(USABLE_URLS, USABLE_URLS, HOSTILE_URLS)
+HOSTILE_VALUES = st.fixed_dictionaries(
+    {"status": st.just("done"), "video": st.fixed_dictionaries({"url": MOSTLY_USABLE_URLS})},
+    optional={
+        "model": HOSTILE_TEXT, "created_at": TIMES, "completed_at": TIMES, "finish_time": TIMES,
+        "usage": st.fixed_dictionaries({"cost_in_usd_ticks": HOSTILE_NUMBERS}),
+    },
+).flatmap(
+    lambda nested: st.fixed_dictionaries(
+        {"duration": HOSTILE_NUMBERS}, optional={"respect_moderation": st.just(True)}
+    ).map(lambda video: {**nested, "video": {**nested["video"], **video}})
+)  # fmt: skip
+HOSTILE_SUCCESS = st.one_of(
+    HOSTILE_VALUES,  # the bare xAI object
+    st.builds(
+        lambda nested, submit, finish: {
+            "code": "success",
+            "data": {"status": "SUCCESS", "submit_time": submit, "finish_time": finish, "data": nested},
+        },
+        HOSTILE_VALUES, TIMES, TIMES,
+    ),
+)  # fmt: skip
+HOSTILE_BODIES = st.one_of(HOSTILE_SUCCESS, HOSTILE_ENVELOPE, HOSTILE_NESTED, HOSTILE_ERROR)
+
+
+def stored(value: object) -> object:
+    """What the job store writes for ``value`` (floats as ``Decimal(str(x))``), checked storable."""
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        number = Decimal(str(value))
+        SERIALIZER.serialize(number)  # raises beyond 38 digits or outside 1e-130..1e126
+        return number
+    if isinstance(value, str):
+        value.encode("utf-8")  # raises on a lone surrogate
+    return value
+
+
+def job_after(result: Succeeded | Failed, now: int) -> Job:
+    """The job as the sweep leaves it after this outcome, read back from its stored item."""
+    item: dict[str, object] = {
+        "request_id": RID, "registered_at": now - 60, "deadline_at": now + 3600, "client_ref": "ref-7",
+        "metadata": "{}", "completed_at": now,
+    }  # fmt: skip
+    if isinstance(result, Succeeded):
+        item.update(
+            state=JobState.SUCCEEDED.value, outbox=DetailType.SUCCEEDED.value, video_url=result.video_url,
+            duration=result.duration, model=result.model, cost_usd=result.cost_usd,
+            completed_at=result.completed_at or now, submitted_at=result.submitted_at, progress=100,
+        )  # fmt: skip
+    else:
+        item.update(
+            state=JobState.FAILED.value, outbox=DetailType.FAILED.value, reason=result.reason.value,
+            message=result.message[:1000],
+        )  # fmt: skip
+    return Job.from_item({k: stored(v) for k, v in item.items() if v is not None})
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=HOSTILE_BODIES, status=st.sampled_from([200, 202, 400, 404, 422, 500]))
+def test_whatever_the_provider_sends_the_job_is_storable_and_its_event_valid(doc: Any, status: int) -> None:
+    body = json.dumps(doc).encode()  # lone surrogates travel as JSON escapes, as a provider could send them
+    try:
+        result = parse_status(status, body, now=NOW)
+    except CometApiError as exc:
+        stored(str(exc))  # the sweep keeps a refusal's text as the job's message
+        return
+    if isinstance(result, Pending):
+        assert utf8(result.provider_status) and len(result.provider_status) <= 64
+        assert result.progress is None or stored(result.progress) is not None
+        return
+    if isinstance(result, Succeeded):
+        for number in (result.duration, result.cost_usd, result.completed_at, result.submitted_at):
+            assert number is None or storable(number), number
+        for epoch in (result.completed_at, result.submitted_at):
+            assert epoch is None or EARLIEST_EPOCH <= epoch <= NOW + FUTURE_SLACK_SECONDS
+        assert result.duration is None or 0 < result.duration <= MAX_DURATION_SECONDS
+        assert result.cost_usd is None or 0 <= result.cost_usd <= MAX_COST_USD
+    event = event_for(job_after(result, NOW))
+    assert_valid_event(event.detail_type, event.detail)
+    EventPublisher("bus").entry(event)  # serialisable as UTF-8 JSON

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from grokvideo.errors import ValidationError
 from grokvideo.validation import (
+    CLIENT_REF_FORBIDDEN,
+    CLIENT_REF_MAX_LENGTH,
     DEFAULT_DURATION,
     DEFAULT_MODEL,
     IDEMPOTENCY_KEY_MAX_LENGTH,
@@ -32,9 +35,10 @@ from grokvideo.validation import (
     validate_request_id,
     validate_task_token,
 )
-from tests.schema_check import errors_for
+from tests.schema_check import errors_for, sample_output_events, schema_path
 
 STRICT = re.compile(r"[A-Za-z0-9_-]{1,128}")
+SAMPLE_OUTPUTS = {str(d): e.detail for d, e in sample_output_events().items()}
 
 
 # --- request_id -------------------------------------------------------------------------------
@@ -125,15 +129,101 @@ def test_client_ref() -> None:
     assert validate_client_ref(None) is None
     assert validate_client_ref("order 7 / ünïcode") == "order 7 / ünïcode"
     assert validate_client_ref("x" * 128) == "x" * 128
+    for good in ["a\u00a0b", "\ue000", "\U0010fffd", "😀", "注文-7"]:  # no-break space, private use, emoji
+        assert validate_client_ref(good) == good
     for bad, message in [
         (7, "must be a string"),
         ("x" * 129, "at most 128"),
         ("a\nb", "non-printable"),
+        ("ab\n", "non-printable"),
         ("a\x1bb", "non-printable"),
+        ("a\x85b", "non-printable"),
         ("\u202eevil", "non-printable"),
+        ("a\u2028b", "non-printable"),
+        ("a\u2029b", "non-printable"),
+        ("a\u200bb", "non-printable"),
+        ("\ufeffa", "non-printable"),
+        ("a\ud800", "non-printable"),
     ]:
         with pytest.raises(ValidationError, match=message):
             validate_client_ref(bad)
+
+
+CLIENT_REF_SCHEMAS = [
+    *[(d, False) for d in ("Video Job Track Requested", "Video Generation Requested", "Video Edit Requested")],
+    *[
+        (d, True)
+        for d in (
+            "Video Generation Submitted", "Video Request Rejected", "Video Generation Succeeded",
+            "Video Generation Failed", "Video Stored", "Video Archive Failed",
+        )
+    ],
+]  # fmt: skip
+# The rule in words: no control character (C0, DEL, C1), no surrogate, no line or paragraph
+# separator, and none of the invisible format characters that can disguise text.
+INVISIBLE = {0x00AD, 0x061C, 0x180E, *range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x2070), 0xFEFF}
+INVISIBLE |= set(range(0xFFF9, 0xFFFC))
+
+
+def _client_ref_schema(detail_type: str, output: bool) -> dict[str, Any]:
+    schema = json.loads(schema_path(detail_type, input_event=not output).read_text())
+    prop: dict[str, Any] = schema["properties"]["client_ref"]
+    return prop
+
+
+def test_client_ref_is_one_rule_in_the_validator_and_every_schema() -> None:
+    for detail_type, output in CLIENT_REF_SCHEMAS:
+        prop = _client_ref_schema(detail_type, output)
+        assert prop["type"] == ["string", "null"], detail_type
+        assert prop["maxLength"] == CLIENT_REF_MAX_LENGTH, detail_type
+        # "must contain none of", not "^[^...]*$": Python's "$" also matches before a final "\n"
+        assert prop["not"] == {"type": "string", "pattern": CLIENT_REF_FORBIDDEN}, detail_type
+        assert "pattern" not in prop, detail_type
+
+
+def test_client_ref_rule_for_every_code_point() -> None:
+    refused = {cp for cp in range(0x110000) if re.search(CLIENT_REF_FORBIDDEN, chr(cp))}
+    controls = {*range(0x20), *range(0x7F, 0xA0)}
+    assert refused == controls | set(range(0xD800, 0xE000)) | {0x2028, 0x2029} | INVISIBLE
+    # a relaxation of the former rule (str.isprintable): no reference accepted before is refused now
+    assert all(not chr(cp).isprintable() for cp in refused)
+    for cp in range(0x110000):
+        accepted = _accepts(validate_client_ref, chr(cp))
+        assert accepted is (cp not in refused), hex(cp)
+
+
+ANY_CODE_POINT = st.characters(codec=None, exclude_categories=())  # lone surrogates too
+EDGE_CHARS = st.sampled_from(
+    ["\n", "\r", "\x00", "\x7f", "\x85", "\u00a0", "\u2028", "\u2029", "\u202e", "\ud800", "é", "😀"]
+)
+CLIENT_REFS = st.one_of(
+    st.text(ANY_CODE_POINT | EDGE_CHARS, max_size=20),
+    st.text(st.sampled_from("ab") | EDGE_CHARS, min_size=120, max_size=135),
+    st.builds(lambda s, c: s + c, st.text("ab", max_size=10), EDGE_CHARS),  # a trailing newline and the like
+)
+
+
+def _accepts(check: Any, value: object) -> bool:
+    try:
+        check(value)
+    except ValidationError:
+        return False
+    return True
+
+
+@example(value="order\u20281042")  # the reviewer's case: the schema let it through
+@example(value="order-1042\n")  # Python's "$" before a final newline
+@example(value="a\ud800")
+@given(value=CLIENT_REFS)
+def test_validator_and_every_schema_agree_on_any_client_ref(value: str) -> None:
+    valid = _accepts(validate_client_ref, value)
+    for detail_type, output in CLIENT_REF_SCHEMAS:
+        if output:
+            detail = {**SAMPLE_OUTPUTS[detail_type], "client_ref": value}
+        else:
+            detail = {**BASE[detail_type], "client_ref": value}
+        schema_errors = errors_for(detail_type, detail, input_event=not output)
+        assert (not schema_errors) is valid, f"{detail_type}: validator says {valid}, schema {schema_errors}"
 
 
 def test_metadata() -> None:

@@ -2,7 +2,9 @@
 
 Every detail carries ``request_id`` (absent only in a rejection made before an id exists),
 ``client_ref``, ``metadata`` and ``schema_version``. Timestamps are given as epoch seconds and
-rendered as ISO 8601 UTC strings; unknown values stay ``null``.
+rendered as ISO 8601 UTC strings; unknown values stay ``null``. A builder never raises on a number:
+a time no timestamp can show, or a ``duration`` / ``cost_usd`` outside what the schema allows
+(NaN, infinities, out of range), is left out as ``null``, so an event owed can always be built.
 
 >>> ev = generation_failed(request_id="abc", client_ref=None, metadata=None,
 ...                        reason=FailureReason.TIMED_OUT, message="no answer within 3600 s")
@@ -17,6 +19,7 @@ Use (needs AWS or the provider, so not a doctest)::
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,7 +31,7 @@ from typing import Any, Protocol
 
 from grokvideo.config import DEFAULT_EVENT_SOURCE
 from grokvideo.errors import EventPublishError, EventTooLargeError, ValidationError
-from grokvideo.models import ArchiveFailureReason, FailureReason
+from grokvideo.models import MAX_COST_USD, MAX_DURATION_SECONDS, ArchiveFailureReason, FailureReason
 from grokvideo.validation import REQUEST_ID_PATTERN, validate_client_ref, validate_metadata
 
 SCHEMA_VERSION = "1"
@@ -36,6 +39,7 @@ MAX_ENTRY_BYTES = 262_144  # PutEvents: 256 KiB per entry, and per request in to
 MAX_BATCH_ENTRIES = 10
 MAX_MESSAGE_LENGTH = 1024  # ``message`` fields are cut to this many characters
 INVALID_REQUEST = "INVALID_REQUEST"  # the reason of a rejection by our own validation
+MAX_EPOCH = 253_402_300_799  # 9999-12-31T23:59:59Z: the last second a four-digit year can show
 
 
 class DetailType(StrEnum):
@@ -77,23 +81,51 @@ class Publisher(Protocol):
 
 
 def iso_utc(epoch: int | float | Decimal | None) -> str | None:
-    """Epoch seconds -> ``"2026-11-25T21:28:23Z"``; None stays None.
+    """Epoch seconds -> ``"2026-11-25T21:28:23Z"``; None stays None. Never raises: a time outside
+    1970-01-01 .. 9999-12-31 (or NaN, an infinity, not a number) is None too.
 
-    >>> iso_utc(1795642103)
-    '2026-11-25T21:28:23Z'
+    >>> iso_utc(1795642103), iso_utc(3e11)
+    ('2026-11-25T21:28:23Z', None)
     """
-    if epoch is None:
+    if not isinstance(epoch, int | float | Decimal) or not _finite(epoch) or not 0 <= epoch < MAX_EPOCH + 1:
         return None
-    return datetime.fromtimestamp(int(epoch), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = datetime.fromtimestamp(int(epoch), tz=UTC)
+    return f"{when.year:04d}-{when:%m-%dT%H:%M:%S}Z"
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int)
 
 
 def _number(value: int | float | Decimal | None) -> int | float | None:
-    """DynamoDB hands numbers back as Decimal: make them int or float."""
-    if value is None:
+    """DynamoDB hands numbers back as Decimal: make them int or float (NaN, infinities: None)."""
+    if not _finite(value):
         return None
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value
+
+
+def _within(
+    value: int | float | Decimal | None, low: float, high: float, *, low_included: bool
+) -> int | float | None:
+    """``_number(value)`` when it lies in the schema's range, else None."""
+    number = _number(value)
+    if number is None or number > high or number < low or (number == low and not low_included):
+        return None
+    return number
+
+
+def _duration(value: int | float | Decimal | None) -> int | float | None:
+    return _within(value, 0, MAX_DURATION_SECONDS, low_included=False)
+
+
+def _cost(value: int | float | Decimal | None) -> int | float | None:
+    return _within(value, 0, MAX_COST_USD, low_included=True)
 
 
 def _common(request_id: str, client_ref: str | None, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -188,9 +220,9 @@ def generation_succeeded(
     detail = _common(request_id, client_ref, metadata)
     detail.update(
         video_url=video_url,
-        duration=_number(duration),
+        duration=_duration(duration),
         model=model,
-        cost_usd=_number(cost_usd),
+        cost_usd=_cost(cost_usd),
         submitted_at=iso_utc(submitted_at),
         completed_at=iso_utc(completed_at),
     )
@@ -238,7 +270,7 @@ def video_stored(
         size_bytes=_number(size_bytes),
         sha256=sha256,
         content_type=content_type,
-        duration=_number(duration),
+        duration=_duration(duration),
         model=model,
         manifest_key=manifest_key,
     )
@@ -268,6 +300,8 @@ def archive_failed(
 
 def _json_default(value: object) -> Any:
     if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} is not JSON")
         return _number(value)
     if isinstance(value, set | frozenset):
         return sorted(value, key=str)

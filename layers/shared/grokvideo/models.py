@@ -46,6 +46,12 @@ class ArchiveFailureReason(StrEnum):
 
 # --- What one poll of the provider says about a job -------------------------------------------
 
+# Bounds of what a provider may report, shared by the parser (``grokvideo.status``), the event
+# builders and the schemas (``duration``: exclusiveMinimum 0, maximum 3600; ``cost_usd``: 0..1e6).
+# Grok videos last 1-15 s and cost cents: anything beyond is a provider bug, reported as unknown.
+MAX_DURATION_SECONDS = 3600.0
+MAX_COST_USD = 1_000_000.0
+
 
 @dataclass(frozen=True, slots=True)
 class Pending:
@@ -58,7 +64,8 @@ class Pending:
 
 @dataclass(frozen=True, slots=True)
 class Succeeded:
-    """Finished with a video at a temporary URL."""
+    """Finished with a video at a temporary URL. Every value is storable and schema-valid (see
+    ``grokvideo.status``): ``duration`` in 0 < s <= 3600, ``cost_usd`` in 0..1e6 USD, times plausible."""
 
     video_url: str
     duration: float | None = None

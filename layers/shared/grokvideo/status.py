@@ -25,10 +25,33 @@ Choices worth knowing:
   is the poller's decision (it knows the job's age), not the parser's.
 - The nested (xAI) status decides; the wrapper decides only when the nested one is absent or unknown,
   except that a wrapper failure is terminal (CometAPI stops refreshing) unless a video URL exists.
+
+What it hands on, whatever the provider sends: only values the jobs table can store (DynamoDB
+numbers: at most 38 significant digits, magnitude 1e-130..1e126; strings: valid UTF-8) and the
+events' schemas accept, so the sweep's transition and the event it owes can never raise. A value
+outside its window is unknown (None), never clamped:
+
+- Times (``submitted_at``, ``completed_at``): epoch seconds from 2020-01-01T00:00:00Z (before any
+  CometAPI Grok job) to ``now`` + 1 day (a provider clock may run a little ahead of ours; further
+  ahead is a bug or milliseconds). ``now`` defaults to the wall clock.
+- ``duration``: 0 < seconds <= ``MAX_DURATION_SECONDS`` (3600), rounded to the millisecond.
+- ``cost_usd``: 0 <= dollars <= ``MAX_COST_USD`` (1,000,000), rounded to one tick (1e-10 USD).
+- Texts (messages, model, status names): one line, lone surrogates replaced by U+FFFD, secrets and
+  URL queries removed, cut short (300 characters for a message, 100 for a model, 64 for a status).
+- ``video_url``: exactly what ``schemas/Video-Generation-Succeeded.json`` accepts: an RFC 3986 URI
+  (ASCII only, ``%`` only before two hex digits) of scheme http or https (lower-cased here), with a
+  host (a name, IPv4 or a bracketed IPv6 address), an optional port up to 65535, no user info, at
+  most 2048 characters. Anything else is no usable URL: a "done" answer without one is
+  ``Pending(missing_url=True)``, which the sweep polls a few more times and then fails.
+
+>>> done = parse_status(200, b'{"status": "done", "video": {"url": "HTTPS://vidgen.x.ai/v.mp4", "duration": 1e200}}')
+>>> done.video_url, done.duration
+('https://vidgen.x.ai/v.mp4', None)
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -36,7 +59,6 @@ import time
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import TypeGuard
-from urllib.parse import urlsplit
 
 from grokvideo.errors import (
     AuthError,
@@ -46,7 +68,15 @@ from grokvideo.errors import (
     RateLimitedError,
     RetryableError,
 )
-from grokvideo.models import Failed, FailureReason, Pending, PollStatus, Succeeded
+from grokvideo.models import (
+    MAX_COST_USD,
+    MAX_DURATION_SECONDS,
+    Failed,
+    FailureReason,
+    Pending,
+    PollStatus,
+    Succeeded,
+)
 
 __all__ = ["is_valid_request_id", "parse_created", "parse_retry_after", "parse_status"]
 
@@ -55,7 +85,11 @@ MIN_RETRY_AFTER = 1.0
 MAX_RETRY_AFTER = 300.0
 USD_TICKS_PER_DOLLAR = 10_000_000_000
 MESSAGE_LIMIT = 300
-MAX_URL_LENGTH = 8192
+EARLIEST_EPOCH = 1_577_836_800  # 2020-01-01T00:00:00Z: no provider time before it is plausible
+FUTURE_SLACK_SECONDS = 86_400  # nor one more than a day ahead of our clock
+VIDEO_URL_MAX_LENGTH = 2048  # maxLength of video_url in schemas/Video-Generation-Succeeded.json
+DURATION_DECIMALS = 3  # milliseconds
+COST_DECIMALS = 10  # one tick: 1 / USD_TICKS_PER_DOLLAR
 
 _DONE = frozenset({"done", "success", "succeeded", "completed", "complete"})
 _FAILED = frozenset({"failed", "failure", "error"})
@@ -68,6 +102,17 @@ _MODERATION = re.compile(r"moderat|safety|content[\s_-]*(?:policy|filter)", re.I
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\s]+")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_URL_LIKE = re.compile(r"(?i)https?://\S*")  # a failure "text" that is a URL is no message
+# An http(s) URI by RFC 3986, narrowed: a host name / IPv4 / [IPv6] without user info, an optional
+# port, then path, query and fragment of unreserved, sub-delims, ":", "@" and %XX only.
+_PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+_VIDEO_URL = re.compile(
+    r"(?P<scheme>(?i:https?))://"
+    r"(?P<host>[A-Za-z0-9._~-]+|\[(?P<ipv6>[0-9A-Fa-f:.]+)\])"
+    r"(?::(?P<port>[0-9]{0,5}))?"
+    rf"(?P<rest>(?:/{_PCHAR}*)*(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?)"
+)
 _SECRETS = (
     (re.compile(r"(?i)\bbearer\s+\S+"), "Bearer [redacted]"),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{4,}"), "sk-[redacted]"),
@@ -115,10 +160,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float:
     return min(max(seconds, MIN_RETRY_AFTER), MAX_RETRY_AFTER)
 
 
-def parse_status(http_status: int, body: bytes, *, retry_after: str | None = None) -> PollStatus:
+def parse_status(
+    http_status: int, body: bytes, *, retry_after: str | None = None, now: float | None = None
+) -> PollStatus:
     """Normalise one answer of ``GET /grok/v1/videos/{id}``; raise a ``CometApiError`` subclass.
 
-    ``retry_after`` is the raw ``Retry-After`` header, used only for 429.
+    ``retry_after`` is the raw ``Retry-After`` header, used only for 429. ``now`` (epoch seconds,
+    default the wall clock) bounds the provider's times: see the module docstring.
     """
     if not 200 <= http_status < 300:
         raise _http_error(http_status, body, retry_after)
@@ -128,7 +176,7 @@ def parse_status(http_status: int, body: bytes, *, retry_after: str | None = Non
     embedded = _embedded_error(doc)
     if embedded is not None:
         raise _classify(http_status, *embedded, retry_after=retry_after)
-    return _interpret(doc)
+    return _interpret(doc, time.time() if now is None else now)
 
 
 def parse_created(http_status: int, body: bytes, retry_after: str | None = None) -> str:
@@ -252,7 +300,7 @@ def _classify(
 # --- job state --------------------------------------------------------------------------------
 
 
-def _interpret(doc: Json) -> PollStatus:
+def _interpret(doc: Json, now: float) -> PollStatus:
     wrapper = _obj(doc.get("data"))
     if wrapper is None:  # bare xAI object
         wrapper, nested = {}, doc
@@ -288,12 +336,12 @@ def _interpret(doc: Json) -> PollStatus:
     )
     if done:
         url = (
-            _http_url(video.get("url"))
-            or _http_url(wrapper.get("fail_reason"))
-            or _http_url(nested.get("fail_reason"))
+            _video_url(video.get("url"))
+            or _video_url(wrapper.get("fail_reason"))
+            or _video_url(nested.get("fail_reason"))
         )
         if url is not None:
-            return _success(url, doc, wrapper, nested, video)
+            return _success(url, doc, wrapper, nested, video, now)
     if outer in _FAILED:
         return _failure(label, texts)
     if outer in _EXPIRED:
@@ -301,22 +349,21 @@ def _interpret(doc: Json) -> PollStatus:
     return Pending(provider_status=label, progress=progress, missing_url=done)
 
 
-def _success(url: str, doc: Json, wrapper: Json, nested: Json, video: Json) -> Succeeded:
+def _success(url: str, doc: Json, wrapper: Json, nested: Json, video: Json, now: float) -> Succeeded:
     usage = _obj(nested.get("usage")) or _obj(wrapper.get("usage")) or _obj(doc.get("usage")) or {}
-    ticks = _number(usage.get("cost_in_usd_ticks"))
     model = _text(nested.get("model")) or _text(wrapper.get("model"))
     completed = (
-        _epoch(wrapper.get("finish_time"))
-        or _epoch(nested.get("finish_time"))
-        or _epoch(nested.get("completed_at"))
+        _epoch(wrapper.get("finish_time"), now)
+        or _epoch(nested.get("finish_time"), now)
+        or _epoch(nested.get("completed_at"), now)
     )
     return Succeeded(
         video_url=url,
-        duration=_number(video.get("duration")),
+        duration=_duration(video.get("duration")),
         model=_clip(model, 100) or None,
-        cost_usd=None if ticks is None else ticks / USD_TICKS_PER_DOLLAR,
+        cost_usd=_cost(usage.get("cost_in_usd_ticks")),
         completed_at=completed,
-        submitted_at=_epoch(wrapper.get("submit_time")) or _epoch(nested.get("created_at")),
+        submitted_at=_epoch(wrapper.get("submit_time"), now) or _epoch(nested.get("created_at"), now),
     )
 
 
@@ -326,7 +373,7 @@ def _failure(label: str, texts: tuple[object, ...]) -> Failed:
         if isinstance(item, dict):
             code = code or _code(item.get("code"))
             item = item.get("message")
-        if isinstance(item, str) and item.strip() and _http_url(item) is None:
+        if isinstance(item, str) and item.strip() and not _URL_LIKE.fullmatch(item.strip()):
             text = item
             break
     moderated = bool(_MODERATION.search(text) or _MODERATION.search(code))
@@ -376,20 +423,42 @@ def _code(value: object) -> str:
 
 
 def _number(value: object) -> float | None:
+    """A finite, non-negative JSON number as a float (``-0.0`` as ``0.0``), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
         number = float(value)
     except OverflowError:
         return None
-    return number if math.isfinite(number) and number >= 0 else None
+    if not math.isfinite(number) or number < 0:
+        return None
+    return number + 0.0  # -0.0 -> 0.0
 
 
-def _epoch(value: object) -> int | None:
+def _epoch(value: object, now: float) -> int | None:
+    """Epoch seconds within ``EARLIEST_EPOCH .. now + FUTURE_SLACK_SECONDS``, else None."""
     number = _number(value)
-    if number is None or not 0 < number < 2**40:
+    if number is None or not EARLIEST_EPOCH <= number <= now + FUTURE_SLACK_SECONDS:
         return None
     return int(number)
+
+
+def _duration(value: object) -> float | None:
+    """Seconds rounded to the millisecond, within ``0 < d <= MAX_DURATION_SECONDS``, else None."""
+    number = _number(value)
+    if number is None:
+        return None
+    seconds = round(number, DURATION_DECIMALS)
+    return seconds if 0 < seconds <= MAX_DURATION_SECONDS else None
+
+
+def _cost(ticks: object) -> float | None:
+    """``cost_in_usd_ticks`` as dollars rounded to one tick, within ``0..MAX_COST_USD``, else None."""
+    number = _number(ticks)
+    if number is None:
+        return None
+    dollars = round(number / USD_TICKS_PER_DOLLAR, COST_DECIMALS)
+    return dollars if dollars <= MAX_COST_USD else None
 
 
 def _progress(value: object) -> int | None:
@@ -402,23 +471,28 @@ def _progress(value: object) -> int | None:
     return None if number is None else min(int(number), 100)
 
 
-def _http_url(value: object) -> str | None:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_URL_LENGTH:
+def _video_url(value: object) -> str | None:
+    """``value`` as the Succeeded schema's ``video_url`` accepts it (scheme lower-cased), else None."""
+    if not isinstance(value, str) or len(value) > VIDEO_URL_MAX_LENGTH:
         return None
-    if _CONTROL.search(value):
+    match = _VIDEO_URL.fullmatch(value)
+    if match is None:
         return None
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-    except ValueError:
+    ipv6, port = match.group("ipv6"), match.group("port")
+    if port and int(port) > 65_535:
         return None
-    if parts.scheme.lower() not in ("http", "https") or not host:
-        return None
-    return value
+    if ipv6 is not None:
+        try:
+            ipaddress.IPv6Address(ipv6)
+        except ValueError:
+            return None
+    return match.group("scheme").lower() + value[len(match.group("scheme")) :]
 
 
 def _clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """One line, secrets and URL queries removed, at most ``limit`` characters."""
+    """One line of valid UTF-8 (lone surrogates -> U+FFFD), secrets and URL queries removed,
+    at most ``limit`` characters."""
+    text = _SURROGATE.sub("\ufffd", text)
     text = _CONTROL.sub(" ", text).strip()
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)

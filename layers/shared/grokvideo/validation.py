@@ -36,6 +36,17 @@ REQUEST_ID_REGEX = "^[A-Za-z0-9_-]{1,128}$"
 """The same rule spelled for JSON Schema."""
 
 CLIENT_REF_MAX_LENGTH = 128
+CLIENT_REF_FORBIDDEN = (
+    r"[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+    r"\ud800-\udfff\ufeff\ufff9-\ufffb]"
+)
+"""What a ``client_ref`` may not contain, the one rule of the validator and of every schema (as
+``"not": {"type": "string", "pattern": ...}``): control characters (C0, DEL, C1), surrogates, the
+line and paragraph separators, and the invisible format characters that can disguise text (soft
+hyphen, Arabic letter mark, Mongolian vowel separator, zero-width and directional marks, bidi
+embeddings, overrides and isolates, word joiner and invisible operators, BOM, interlinear
+annotation). Fixed code point ranges, so the rule does not move with the Unicode version of a
+runtime, and Python's ``re`` and ECMA-262 in Unicode mode (JSON Schema's) read it alike."""
 METADATA_MAX_BYTES = 4096
 METADATA_MAX_DEPTH = 16
 PROMPT_MAX_LENGTH = 4096
@@ -58,6 +69,7 @@ DEFAULT_DURATION = 6
 
 _SHOWN = 64  # at most this many characters of a bad value appear in a message
 _TOKEN = re.compile(r"\A[!-~]+\Z")  # printable ASCII, no spaces
+_CLIENT_REF_FORBIDDEN = re.compile(CLIENT_REF_FORBIDDEN)
 _BUCKET = re.compile(r"\A[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 _DATA_URL = re.compile(r"\Adata:image/(png|jpeg|webp);base64,([A-Za-z0-9+/]*={0,2})\Z")
 
@@ -93,7 +105,8 @@ def validate_request_id(value: object, field: str = "request_id") -> str:
 
 
 def validate_client_ref(value: object, field: str = "client_ref") -> str | None:
-    """Optional caller reference echoed in every event: a printable string of at most 128 characters.
+    """Optional caller reference echoed in every event: at most 128 characters, none of them in
+    ``CLIENT_REF_FORBIDDEN`` (the schemas' rule, character for character).
 
     >>> validate_client_ref(None) is None
     True
@@ -106,7 +119,7 @@ def validate_client_ref(value: object, field: str = "client_ref") -> str | None:
         raise ValidationError(
             [f"{field}: must be at most {CLIENT_REF_MAX_LENGTH} characters, got {len(value)}"]
         )
-    if not value.isprintable():
+    if _CLIENT_REF_FORBIDDEN.search(value):
         raise ValidationError(
             [f"{field}: must not contain control or non-printable characters, got {_show(value)}"]
         )
