@@ -19,6 +19,7 @@ from grokvideo.events import EventPublisher
 from grokvideo.jobs import JobStore
 from grokvideo.sweep import Sweeper
 from local.fake_cometapi import FakeCometAPI
+from tests.invariants import scan_all, violations
 from tests.moto_threads import serialize_moto_dynamodb
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
@@ -110,8 +111,11 @@ def fake() -> Iterator[FakeCometAPI]:
 
 
 @pytest.fixture
-def store(table: Any) -> JobStore:
-    return JobStore(TABLE, first_poll_delay=0, max_job_age=3600)
+def store(table: Any) -> Iterator[JobStore]:
+    """The job store on the moto table; after the test, every job must keep the invariant
+    (tests/invariants.py), whatever faults the test injected."""
+    yield JobStore(TABLE, first_poll_delay=0, max_job_age=3600)
+    assert violations(scan_all(table)) == []
 
 
 @pytest.fixture

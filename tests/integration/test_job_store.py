@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grokvideo.jobs import JobStore
+from grokvideo.jobs import COPY_WATCHDOG, JobStore
 from grokvideo.models import JobState
 
 NOW = 1_800_000_000
@@ -68,7 +68,7 @@ def test_transition_is_conditional_on_the_state_it_leaves(store: JobStore) -> No
     assert store.get("job-1").state is JobState.SUCCEEDED  # type: ignore[union-attr]
 
 
-def test_clear_outbox_takes_the_job_out_of_the_index_and_starts_ttl_only_when_finished(
+def test_clear_outbox_takes_a_finished_job_out_of_the_index_and_keeps_a_succeeded_one_for_the_watchdog(
     store: JobStore, table: Any
 ) -> None:
     store.register("ok", now=NOW)
@@ -92,11 +92,14 @@ def test_clear_outbox_takes_the_job_out_of_the_index_and_starts_ttl_only_when_fi
     store.clear_outbox(bad, now=NOW)
     raw_ok = table.get_item(Key={"request_id": "ok"})["Item"]
     raw_bad = table.get_item(Key={"request_id": "bad"})["Item"]
-    for raw in (raw_ok, raw_bad):
-        assert not {"due_shard", "next_poll_at", "outbox", "lease_owner"} & raw.keys()
+    assert not {"due_shard", "next_poll_at", "outbox", "lease_owner"} & raw_bad.keys()
+    # Succeeded: the copy is the copier's now, but the job stays findable until the copy watchdog.
+    assert not {"outbox", "lease_owner"} & raw_ok.keys()
+    assert int(raw_ok["next_poll_at"]) == NOW + COPY_WATCHDOG
     assert "expires_at" not in raw_ok  # still to be archived
     assert int(raw_bad["expires_at"]) == NOW + 30 * 86_400
-    assert [j for page in store.due(NOW + 10_000) for j in page] == []
+    assert [j for page in store.due(NOW + COPY_WATCHDOG - 1) for j in page] == []
+    assert [j.request_id for page in store.due(NOW + COPY_WATCHDOG) for j in page] == ["ok"]
 
 
 def test_reschedule_requires_the_lease(store: JobStore) -> None:

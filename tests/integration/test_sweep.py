@@ -12,7 +12,7 @@ import pytest
 
 from grokvideo.errors import EventPublishError
 from grokvideo.events import EventPublisher, OutputEvent
-from grokvideo.jobs import JobStore
+from grokvideo.jobs import COPY_WATCHDOG, JobStore
 from grokvideo.models import JobState
 from grokvideo.sweep import Sweeper
 from local.fake_cometapi import FakeCometAPI
@@ -52,7 +52,7 @@ def test_done_job_succeeds_with_one_event_and_leaves_the_due_index(
     assert (detail["client_ref"], detail["metadata"]) == ("ref-done", {"o": "done"})
     job = store.get(rid)
     assert job is not None and job.state is JobState.SUCCEEDED and job.outbox is None
-    assert job.next_poll_at is None and job.due_shard is None
+    assert job.next_poll_at is not None and job.next_poll_at >= time.time() + COPY_WATCHDOG - 5  # the copy's now
 
 
 @pytest.mark.parametrize(
@@ -241,7 +241,7 @@ def test_event_lost_to_a_crash_after_the_state_write_goes_out_on_the_next_sweep(
     [event] = events_by_id(capture)[rid]
     assert event["detail-type"] == SUCCEEDED and event["detail"]["video_url"] == fake.video_url(rid)
     job = store.get(rid)
-    assert job is not None and job.outbox is None and job.due_shard is None
+    assert job is not None and job.outbox is None and job.next_poll_at >= time.time() + COPY_WATCHDOG - 5
     assert not [r for r in fake.requests if rid in r[1]]
 
 
@@ -332,3 +332,29 @@ def test_a_pause_longer_than_the_time_left_reschedules_instead_of_waiting(
         assert job is not None and job.state is JobState.PENDING and job.lease_owner is None
         assert job.next_poll_at is not None and job.next_poll_at >= time.time() + 25
     assert capture.drain() == []
+
+
+def test_a_succeeded_job_no_copy_settled_is_announced_again_then_failed(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    """Its copy message lost (or dead-lettered without settling it), a succeeded job is never
+    forgotten: after the watchdog the copy is asked for again, and after a second one it fails."""
+    rid = register(store, fake)
+    make_sweeper().run()
+    assert [e["detail-type"] for e in events_by_id(capture)[rid]] == [SUCCEEDED]
+
+    # Nobody copies it. One watchdog later, a sweep announces it again (the copy rule acts on it).
+    report = make_sweeper(clock=lambda: time.time() + COPY_WATCHDOG + 1).run()
+    assert report.stalled_copies == 1 and report.polled == 0
+    assert [e["detail-type"] for e in events_by_id(capture)[rid]] == [SUCCEEDED]
+    job = store.get(rid)
+    assert job is not None and job.state is JobState.SUCCEEDED and job.copy_reminders == 1
+    assert job.next_poll_at is not None and job.next_poll_at > time.time() + 2 * COPY_WATCHDOG - 5
+
+    # Still not copied one more watchdog later: the job ends ARCHIVE_FAILED, announced.
+    report = make_sweeper(clock=lambda: time.time() + 2 * COPY_WATCHDOG + 2).run()
+    assert report.stalled_copies == 1
+    [event] = events_by_id(capture)[rid]
+    assert event["detail-type"] == "Video Archive Failed" and event["detail"]["reason"] == "TRANSFER_FAILED"
+    job = store.get(rid)
+    assert job is not None and job.state is JobState.ARCHIVE_FAILED and job.next_poll_at is None

@@ -30,6 +30,10 @@ from grokvideo.models import JobState
 
 DUE_INDEX = "due"
 JSON_ATTRIBUTES = ("metadata", "request")  # objects stored as JSON strings
+COPY_WATCHDOG = 6 * 3600
+"""Seconds a ``SUCCEEDED`` job stays in the due index after its event went out: if no copy has
+settled it by then (its copy message was lost), a sweep finds it (``polling.decide_stalled_copy``).
+Longer than every retry of the copy queue, well within the provider URL's ~24 h."""
 TERMINAL_STATES = frozenset({JobState.STORED, JobState.FAILED, JobState.ARCHIVE_FAILED})
 
 
@@ -54,6 +58,7 @@ class Job:
     lease_until: int | None = None
     outbox: str | None = None
     owed_since: int | None = None  # when the event in ``outbox`` became owed
+    copy_reminders: int = 0  # times a sweep asked for the copy again (see COPY_WATCHDOG)
     reason: str | None = None
     message: str | None = None
     video_url: str | None = None
@@ -324,12 +329,18 @@ class JobStore:
     def clear_outbox(self, job: Job, *, now: int) -> Job | None:
         """The owed event was accepted: take the job out of the due index (and start its TTL).
 
-        A pending job (it owed ``Video Generation Submitted``) stays in the index: it still needs polls.
+        A pending job (it owed ``Video Generation Submitted``) stays in the index: it still needs
+        polls. A succeeded one stays too, due again after ``COPY_WATCHDOG``: whatever happens to its
+        copy message, a job is never out of the index before it is settled.
         """
         expr = "REMOVE outbox, owed_since, due_shard, next_poll_at, lease_owner, lease_until"
+        values: dict[str, Any] = {":outbox": job.outbox, ":state": job.state.value}
         if job.state is JobState.PENDING:
             expr = "REMOVE outbox, owed_since"
-        values: dict[str, Any] = {":outbox": job.outbox, ":state": job.state.value}
+        elif job.state is JobState.SUCCEEDED:
+            # The copy is the copier's now; the job stays findable in case its message is lost.
+            expr = "SET next_poll_at = :watch REMOVE outbox, owed_since, lease_owner, lease_until"
+            values[":watch"] = now + COPY_WATCHDOG
         if job.state in TERMINAL_STATES:
             expr = "SET expires_at = :expires " + expr
             values[":expires"] = now + self.finished_ttl

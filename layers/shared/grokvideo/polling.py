@@ -91,6 +91,43 @@ class Stop:
 PollAction = Reschedule | Finish | Pause | Stop
 
 
+# --- a succeeded job the copier has not settled ------------------------------------------------
+
+COPY_REMINDERS = 1  # times the copy is asked for again before the job ends ARCHIVE_FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class RemindCopy:
+    """Announce ``Video Generation Succeeded`` again: its copy message was lost (the copier acts on it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUpCopy:
+    """End the job ``ARCHIVE_FAILED`` (``TRANSFER_FAILED``): asking again did not get it copied."""
+
+    message: str
+
+
+def decide_stalled_copy(job: Job, *, watchdog_seconds: int) -> RemindCopy | GiveUpCopy:
+    """A ``SUCCEEDED`` job a sweep found: no copy settled it within ``watchdog_seconds`` of its event.
+
+    >>> from dataclasses import replace
+    >>> from grokvideo.models import JobState
+    >>> stalled = Job("4b2cd27e", JobState.SUCCEEDED, registered_at=0, deadline_at=3600)
+    >>> decide_stalled_copy(stalled, watchdog_seconds=21600)
+    RemindCopy()
+    >>> decide_stalled_copy(replace(stalled, copy_reminders=1), watchdog_seconds=21600).message[:40]
+    'not archived 6.0 h after the provider fi'
+    """
+    if job.copy_reminders < COPY_REMINDERS:
+        return RemindCopy()
+    hours = watchdog_seconds / 3600
+    return GiveUpCopy(
+        f"not archived {hours:.1f} h after the provider finished, though the copy was asked for "
+        f"{job.copy_reminders + 1} times (copy messages lost or the copier failing without settling)"
+    )
+
+
 def decide_poll(job: Job, answer: PollStatus | CometApiError, *, now: float, policy: PollPolicy) -> PollAction:
     """The action for ``job`` given one poll's ``answer`` (see the table above)."""
     overdue = now >= job.deadline_at

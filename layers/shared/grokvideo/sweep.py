@@ -31,8 +31,8 @@ from aws_lambda_powertools import Logger
 from grokvideo.backoff import PollSchedule
 from grokvideo.errors import CometApiError
 from grokvideo.events import DetailType, Publisher
-from grokvideo.jobs import Job, JobStore
-from grokvideo.models import Failed, JobState, PollStatus, Succeeded
+from grokvideo.jobs import COPY_WATCHDOG, Job, JobStore
+from grokvideo.models import ArchiveFailureReason, Failed, JobState, PollStatus, Succeeded
 from grokvideo.outbox import RELAY_AFTER, Relay
 from grokvideo.polling import (
     FRESH_ID_GRACE,
@@ -41,9 +41,11 @@ from grokvideo.polling import (
     Pause,
     PollAction,
     PollPolicy,
+    RemindCopy,
     Reschedule,
     Stop,
     decide_poll,
+    decide_stalled_copy,
 )
 
 logger = Logger(child=True)
@@ -69,6 +71,7 @@ class SweepReport:
     lost_claims: int = 0
     unexpected_errors: int = 0
     oldest_owed_seconds: int = 0  # age of the oldest owed event this sweep found (0: none)
+    stalled_copies: int = 0  # succeeded jobs no copy had settled within the watchdog
     passes: int = 0
     items_read: int = 0
     auth_failed: bool = False
@@ -220,7 +223,9 @@ class Sweeper:
                 if delivered is None or delivered.state is not JobState.PENDING:
                     return True
                 job = delivered
-            if job.state is not JobState.PENDING:
+            if job.state is JobState.SUCCEEDED:
+                self._stalled_copy(job)
+            elif job.state is not JobState.PENDING:
                 logger.warning("settled job left in the due index: retiring it", extra={"request_id": request_id})
                 self.store.retire(job, owner=self.owner)
             elif self._stop.is_set():
@@ -292,6 +297,35 @@ class Sweeper:
             )
         else:
             self._count(polled=1)
+
+    def _stalled_copy(self, job: Job) -> None:
+        """A succeeded job no copy has settled within the watchdog: ask again, or give up."""
+        action = decide_stalled_copy(job, watchdog_seconds=COPY_WATCHDOG)
+        logger.warning("no copy settled this job: " + type(action).__name__, extra={"request_id": job.request_id})
+        now = int(self.clock())
+        if isinstance(action, RemindCopy):
+            moved = self.store.transition(
+                job,
+                to_state=JobState.SUCCEEDED,
+                outbox=DetailType.SUCCEEDED,
+                now=now,
+                relay_after=self.relay_after,
+                owner=self.owner,
+                changes={"copy_reminders": job.copy_reminders + 1},
+            )
+        else:
+            moved = self.store.transition(
+                job,
+                to_state=JobState.ARCHIVE_FAILED,
+                outbox=DetailType.ARCHIVE_FAILED,
+                now=now,
+                relay_after=self.relay_after,
+                owner=self.owner,
+                changes={"reason": ArchiveFailureReason.TRANSFER_FAILED.value, "message": action.message},
+            )
+        self._count(stalled_copies=1, lost_claims=0 if moved else 1)
+        if moved is not None:
+            self._deliver(moved)
 
     def _finish(self, job: Job, outcome: Succeeded | Failed) -> None:
         now = int(self.clock())

@@ -23,6 +23,7 @@ def record_sweep(metrics: Metrics, report: SweepReport) -> None:
     # Signs that a job may be stuck: the UnexpectedErrors and OwedEventAge alarms watch these.
     metrics.add_metric(name="UnexpectedErrors", unit=count, value=report.unexpected_errors)
     metrics.add_metric(name="LostClaims", unit=count, value=report.lost_claims)
+    metrics.add_metric(name="StalledCopies", unit=count, value=report.stalled_copies)
     metrics.add_metric(name="OwedEventAge", unit=MetricUnit.Seconds, value=report.oldest_owed_seconds)
     for dimension, metric, counter in (
         ("reason", "JobsFailedByReason", report.failed),
