@@ -10,6 +10,7 @@ Modules, one concern each:
 - ``status``     parser: every response shape CometAPI sends -> one ``PollStatus``
 - ``jobs``       job store over DynamoDB (register, due index, claim, transition, outbox)
 - ``events``     output event details and the EventBridge publisher
+- ``contract``   typed models (TypedDicts) of every event detail, input and output, as in ``schemas/``
 - ``backoff``    poll schedule with jitter
 - ``sweep``      the poller: claim due jobs, poll them concurrently, transition, publish
 - ``urlguard``   what a video download may connect to
