@@ -63,6 +63,7 @@ def deploy_env(monkeypatch: pytest.MonkeyPatch, base_url: str, secret_value: str
         "EVENT_BUS_NAME": BUS,
         "EVENT_SOURCE": "grokvideo",
         "COMETAPI_BASE_URL": base_url,
+        "ALLOW_HTTP_PROVIDER": "true",  # the fake listens on http://127.0.0.1
         "COMETAPI_KEY_SECRET_ARN": arn,
         "SWEEP_SECONDS": "0",
         "FIRST_POLL_DELAY_SECONDS": "0",

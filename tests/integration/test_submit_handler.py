@@ -47,6 +47,7 @@ def handler(
         "EVENT_BUS_NAME": BUS,
         "EVENT_SOURCE": "grokvideo",
         "COMETAPI_BASE_URL": fake.base_url,
+        "ALLOW_HTTP_PROVIDER": "true",  # the fake listens on http://127.0.0.1
         "COMETAPI_KEY_SECRET_ARN": arn,
         "SUBMIT_QUEUE_URL": submit_queue[0],
         "SUBMIT_RATE_PER_SECOND": "50",

@@ -309,6 +309,46 @@ def test_contract_parameters_and_defaults(tpl: dict[str, Any]) -> None:
     assert set(params["EnableSchemaRegistry"]["AllowedValues"]) == {"true", "false"}
 
 
+def test_the_provider_url_is_https_or_a_loopback_http(tpl: dict[str, Any], res: dict[str, Any]) -> None:
+    """The API key travels with every provider call. CloudFormation's rule functions compare whole
+    values only (no "starts with"), so the template says it with the parameter's pattern: https
+    anywhere, plain http only to a loopback host (the local emulator's fake); the functions add
+    ALLOW_HTTP_PROVIDER (= AllowPrivateVideoHosts), without which they refuse http at their cold
+    start (tests/unit/test_settings.py)."""
+    pattern = re.compile(tpl["Parameters"]["CometApiBaseUrl"]["AllowedPattern"])
+    for ok in (
+        "https://api.cometapi.com",
+        "https://api.cometapi.com/",
+        "https://gateway.example:8443/comet/v1",
+        "http://127.0.0.1:49152",
+        "http://127.0.0.1",
+        "http://localhost:8080/",
+        "http://[::1]:8080",
+    ):
+        assert pattern.fullmatch(ok), ok
+    for bad in (
+        "http://api.cometapi.com",
+        "http://10.0.0.5:8080",
+        "http://192.168.1.10",
+        "http://127.0.0.1.evil.example",
+        "http://localhost.evil.example",
+        "http://127.0.0.1@evil.example",
+        "https://user:pass@api.cometapi.com",
+        "ftp://api.cometapi.com",
+        "api.cometapi.com",
+        "https://api.cometapi.com/?x=1",
+        "https://api.cometapi.com/#f",
+        "https://api cometapi.com",
+        "",
+    ):
+        assert not pattern.fullmatch(bad), bad
+    for fn in ("PollerFunction", "SubmitFunction"):
+        env = props(res, fn)["Environment"]["Variables"]
+        assert env["ALLOW_HTTP_PROVIDER"] == {"Ref": "AllowPrivateVideoHosts"}, fn
+    for fn in ("RegisterFunction", "CopierFunction"):
+        assert "ALLOW_HTTP_PROVIDER" not in props(res, fn)["Environment"]["Variables"], fn
+
+
 def test_submit_parameters(tpl: dict[str, Any]) -> None:
     rate = tpl["Parameters"]["SubmitRatePerSecond"]
     assert rate["Type"] == "Number"
