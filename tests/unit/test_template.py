@@ -705,6 +705,40 @@ def test_least_privilege_per_function(res: dict[str, Any]) -> None:
         assert len(sids) == len(set(sids)), (fn, sids)
 
 
+def _copier_bucket_statements(tpl: dict[str, Any], res: dict[str, Any], **params: str) -> dict[str, Any]:
+    """{Sid: resolved statement} of the copier's statements on the bucket itself (s3:List...)."""
+    resolve = Intrinsics(tpl, params)
+    return {
+        st["Sid"]: st
+        for policy in props(res, "CopierFunction")["Policies"]
+        for st in resolve(policy)["Statement"]
+        if any(a in ("s3:ListBucket", "s3:ListBucketMultipartUploads") for a in as_list(st["Action"]))
+    }
+
+
+def test_the_copier_lists_only_its_own_prefix(tpl: dict[str, Any], res: dict[str, Any]) -> None:
+    """ListBucket carries an s3:prefix condition (the bucket may be a shared one, VideoBucketName).
+    ListBucketMultipartUploads cannot: the Service Authorization Reference lists s3:prefix for
+    ListBucket and ListBucketVersions only, and a condition on a key a request does not carry never
+    matches, so the copier could no longer find leftover uploads; it stays bucket-wide, alone."""
+    sts = _copier_bucket_statements(tpl, res)
+    assert set(sts) == {"ListOwnPrefix", "FindLeftoverUploads"}
+    listing, uploads = sts["ListOwnPrefix"], sts["FindLeftoverUploads"]
+    assert as_list(listing["Action"]) == ["s3:ListBucket"]
+    assert listing["Resource"] == "arn:aws:s3:::<VideoBucket>"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["videos/*"]}}
+    assert as_list(uploads["Action"]) == ["s3:ListBucketMultipartUploads"]
+    assert uploads["Resource"] == "arn:aws:s3:::<VideoBucket>" and "Condition" not in uploads
+    given = _copier_bucket_statements(tpl, res, VideoBucketName="shared-media", VideoPrefix="archive/grok/")
+    assert given["ListOwnPrefix"]["Resource"] == "arn:aws:s3:::shared-media"
+    assert given["ListOwnPrefix"]["Condition"] == {"StringLike": {"s3:prefix": ["archive/grok/*"]}}
+    # No other statement of any function lists a bucket.
+    for fn in FUNCTIONS:
+        for st in function_statements(res, fn):
+            if "s3:ListBucket" in as_list(st["Action"]):
+                assert (fn, st["Sid"]) == ("CopierFunction", "ListOwnPrefix")
+
+
 def test_submit_iam_reads_and_writes_only_the_jobs_table_item(res: dict[str, Any]) -> None:
     (st,) = [
         st
