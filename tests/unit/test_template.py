@@ -647,6 +647,71 @@ def test_no_wildcard_actions_in_allow_statements(res: dict[str, Any]) -> None:
             assert action != "*" and not str(action).endswith(":*"), (name, action)
 
 
+# Actions with no resource-level permissions: "*" is the only Resource they take (Service
+# Authorization Reference, "Resource types" empty). Nothing else may be granted on "*".
+ONLY_ON_ANY_RESOURCE = {
+    # X-Ray: what Tracing: Active needs (SAM attaches AWSXrayWriteOnlyAccess, or in aws-cn and
+    # aws-us-gov AWSXRayDaemonWriteAccess: these five actions on "*"); traces are not resources.
+    "xray:PutTraceSegments": "segments are uploaded to the account, not to a resource",
+    "xray:PutTelemetryRecords": "daemon telemetry, account-wide",
+    "xray:GetSamplingRules": "the account's sampling rules are read as a whole",
+    "xray:GetSamplingTargets": "sampling quotas, account-wide",
+    "xray:GetSamplingStatisticSummaries": "account-wide statistics",
+    # EMF metrics are written through the log group, but a direct PutMetricData could only be
+    # narrowed by the cloudwatch:namespace condition, never by a resource.
+    "cloudwatch:PutMetricData": "metrics have no ARN (narrow with cloudwatch:namespace instead)",
+}
+
+
+def _is_any_resource(resource: Any) -> bool:
+    """ "*" itself, or an ARN whose every part after the service is a wildcard (arn:aws:sqs:*:*:*)."""
+    if resource == "*":
+        return True
+    if isinstance(resource, str) and resource.startswith("arn:"):
+        parts = resource.split(":", 5)
+        return len(parts) == 6 and all(p in ("*", "") for p in parts[3:]) and parts[5] == "*"
+    return False
+
+
+def star_resource_findings(statements: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Allow statements granting on any resource an action that has a narrower one."""
+    found = []
+    for name, st in statements:
+        resources = [r for r in as_list(st.get("Resource", [])) if _is_any_resource(r)]
+        if "NotResource" in st:
+            resources.append(f"NotResource {st['NotResource']}")
+        if not resources:
+            continue
+        narrowable = [a for a in as_list(st.get("Action", [])) if a not in ONLY_ON_ANY_RESOURCE]
+        if narrowable or "NotAction" in st:
+            found.append(f"{name} {st.get('Sid', '')}: {narrowable or st.get('NotAction')} on {resources}")
+    return found
+
+
+def test_no_resource_wildcard_where_a_narrower_resource_exists(tpl: dict[str, Any], res: dict[str, Any]) -> None:
+    """Every Allow statement of the template (functions, roles, queue and bucket policies), in
+    every branch of its conditions and for the default and other parameter values, names its
+    resources; "*" only for actions that take nothing else (ONLY_ON_ANY_RESOURCE)."""
+    raw = all_allow_statements(res)
+    assert len(raw) >= 20  # the checks below saw the template's statements, not an empty list
+    assert star_resource_findings(raw) == []
+    for params in ({}, {"VideoBucketName": "shared-media", "VideoPrefix": "", "InputBucketNames": "a-b,c-d"}):
+        resolve = Intrinsics(tpl, params)
+        resolved = [(name, resolve(st)) for name, st in raw]
+        assert star_resource_findings(resolved) == [], params
+    # The check itself: it catches "*" and all-wildcard ARNs, and lets the listed actions through.
+    probes = [
+        ("P", {"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "*"}),
+        ("P", {"Effect": "Allow", "Action": ["xray:PutTraceSegments", "logs:PutLogEvents"], "Resource": ["*"]}),
+        ("P", {"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "arn:aws:logs:*:*:*"}),
+        ("P", {"Effect": "Allow", "Action": "s3:GetObject", "NotResource": "arn:aws:s3:::a/*"}),
+    ]
+    assert len(star_resource_findings(probes)) == len(probes)
+    allowed = [("P", {"Effect": "Allow", "Action": list(ONLY_ON_ANY_RESOURCE), "Resource": "*"})]
+    assert star_resource_findings(allowed) == []
+    assert star_resource_findings([("P", {"Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"})]) == []
+
+
 def test_put_events_only_with_our_source(res: dict[str, Any]) -> None:
     count = 0
     for fn in FUNCTIONS:
