@@ -213,6 +213,7 @@ def worker_env(*, endpoint: str, base_url: str, stack: Stack, rate: float) -> di
         "EVENT_BUS_NAME": BUS,
         "EVENT_SOURCE": SOURCE,
         "COMETAPI_BASE_URL": base_url,
+        "ALLOW_HTTP_PROVIDER": "true",  # the fake listens on http://127.0.0.1
         "COMETAPI_KEY_SECRET_ARN": stack.secret_arn,
         "SUBMIT_QUEUE_URL": stack.submit_url,
         "SUBMIT_RATE_PER_SECOND": str(rate),

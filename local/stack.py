@@ -218,7 +218,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     allowed_hosts = args.allowed_video_hosts or host
     allow_private = args.allow_private_video_hosts
     if allow_private is None:
-        allow_private = "true" if any(_is_private_host(h.strip()) for h in allowed_hosts.split(",")) else "false"
+        # Also what lets the functions call a plain-http CometAPI (a loopback fake): ALLOW_HTTP_PROVIDER.
+        private = any(_is_private_host(h.strip()) for h in allowed_hosts.split(","))
+        allow_private = "true" if private or base_url.lower().startswith("http://") else "false"
     with timer.phase("ministack"):
         port = start_ministack(args.port)
     env = {**os.environ, **_apply_aws_env(port)}
@@ -386,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         "--allow-private-video-hosts",
         choices=["true", "false"],
         default=os.environ.get("ALLOW_PRIVATE_VIDEO_HOSTS") or None,
-        help="default: true when an allowed host is loopback/private",
+        help="default: true when an allowed host is loopback/private or the CometAPI URL is plain http",
     )
     up.add_argument(
         "--api-key",

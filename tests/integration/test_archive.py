@@ -21,6 +21,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from grokvideo import archive as archive_module
 from grokvideo.archive import StoredVideo, VideoArchiver
@@ -826,6 +827,39 @@ def test_existing_ignores_objects_without_a_recorded_digest(s3: Any) -> None:
     assert archiver.existing(BUCKET, "videos/badsize.mp4") is None
     s3.put_object(Bucket=BUCKET, Key="videos/ok.mp4", Body=b"xy", Tagging=f"sha256={'a' * 64}&size=2")
     assert archiver.existing(BUCKET, "videos/ok.mp4") is not None
+
+
+def forbidden(operation: str = "HeadObject") -> ClientError:
+    """What botocore raises for a 403 answer to a HEAD (no body, so the code is the status)."""
+    return ClientError(
+        {"Error": {"Code": "403", "Message": "Forbidden"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, operation
+    )
+
+
+def test_a_refused_head_means_missing_only_under_the_prefix_the_caller_may_list(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copier's ListBucket is limited to its prefix (s3:prefix); whether S3 then answers a
+    missing key's HeadObject with 404 or 403 is not documented, so a 403 under that prefix is
+    "no earlier copy". Anywhere else, or without a listable prefix, a 403 stays an error."""
+    archiver = make_archiver(s3)
+    refusal = forbidden()
+
+    def refuse(**kwargs: Any) -> Any:
+        raise refusal
+
+    monkeypatch.setattr(s3, "head_object", refuse)
+    assert archiver.existing(BUCKET, "videos/x.mp4", listable_prefix="videos/") is None
+    assert archiver.existing(BUCKET, "x.mp4", listable_prefix="") is None  # VideoPrefix may be empty
+    for key, prefix in (("videos/x.mp4", None), ("other/x.mp4", "videos/"), ("videosx.mp4", "videos/")):
+        with pytest.raises(ArchiveError) as info:
+            archiver.existing(BUCKET, key, listable_prefix=prefix)
+        assert info.value.retryable and "403" in str(info.value), key
+    for code in ("AccessDenied", "Forbidden"):  # the same refusal, as a GET-style error body names it
+        refusal = ClientError({"Error": {"Code": code, "Message": "no"}}, "HeadObject")
+        assert archiver.existing(BUCKET, "videos/x.mp4", listable_prefix="videos/") is None
+        with pytest.raises(ArchiveError):
+            archiver.existing(BUCKET, "videos/x.mp4")
 
 
 def test_abort_stale_uploads_only_touches_the_key(s3: Any) -> None:

@@ -184,6 +184,44 @@ def test_crash_after_upload_before_the_state_write_does_not_upload_again(
     assert event["detail"]["sha256"] == fake.video_sha256(rid)
 
 
+def test_a_missing_object_answered_403_is_copied(
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    bucket: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """S3 as it may answer the copier, whose ListBucket is limited to its prefix: a missing key's
+    HeadObject is refused (403), an existing one's is not. The copy goes ahead and is stored."""
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    copier = make_copier(store, publisher)
+    s3 = copier.archiver._s3
+    real_head = s3.head_object
+
+    def head(**kwargs: Any) -> Any:
+        try:
+            return real_head(**kwargs)
+        except ClientError as err:
+            if err.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject") from None
+            raise
+
+    monkeypatch.setattr(s3, "head_object", head)
+
+    result = copier.copy(rid)
+
+    assert (result.state, result.uploaded, result.announced) == (JobState.STORED, True, True)
+    [event] = capture.drain()
+    assert event["detail"]["key"] == f"videos/{rid}.mp4"
+    assert event["detail"]["sha256"] == fake.video_sha256(rid)
+    # ... and a redelivery copies nothing again.
+    again = copier.copy(rid, receive_count=2)
+    assert (again.state, again.uploaded) == (JobState.STORED, False)
+    assert video_gets(fake, rid) == 1
+
+
 class DeadPublisher:
     def publish_one(self, event: OutputEvent) -> None:
         raise EventPublishError("simulated crash before PutEvents")

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
+from grokvideo.errors import ConfigurationError
 from grokvideo.jobs import JobStore
 from local.fake_cometapi import FakeCometAPI
 from tests.handlers import FakeContext, load_handler
@@ -63,6 +64,7 @@ def deploy_env(monkeypatch: pytest.MonkeyPatch, base_url: str, secret_value: str
         "EVENT_BUS_NAME": BUS,
         "EVENT_SOURCE": "grokvideo",
         "COMETAPI_BASE_URL": base_url,
+        "ALLOW_HTTP_PROVIDER": "true",  # the fake listens on http://127.0.0.1
         "COMETAPI_KEY_SECRET_ARN": arn,
         "SWEEP_SECONDS": "0",
         "FIRST_POLL_DELAY_SECONDS": "0",
@@ -144,3 +146,19 @@ def test_unusable_secret_stops_the_sweep_like_a_refused_key_and_fails_no_job(
     assert summary["auth_failed"] is True
     assert store.get(rid).state.value == "PENDING"  # type: ignore[union-attr]
     assert capture.drain() == []
+
+
+def test_a_plain_http_provider_without_the_switch_fails_the_cold_start_before_any_call(
+    monkeypatch: pytest.MonkeyPatch, store: JobStore, capture: EventCapture
+) -> None:
+    """The key travels with every call: an http CometAPI is refused unless ALLOW_HTTP_PROVIDER
+    (AllowPrivateVideoHosts) says this is the local emulator; the error names the variable."""
+    with FakeCometAPI(api_key=API_KEY, ready_after=0) as fake:
+        deploy_env(monkeypatch, fake.base_url)
+        monkeypatch.delenv("ALLOW_HTTP_PROVIDER")
+        store.register(fake.add_job(outcome="done", ready_after=0), now=int(time.time()))
+        poller = load_handler("poller")
+        with pytest.raises(ConfigurationError, match="ALLOW_HTTP_PROVIDER"):
+            poller.lambda_handler({"source": "aws.scheduler"}, FakeContext())
+        assert fake.count() == 0  # nothing was sent, the key least of all
+        assert capture.drain() == []

@@ -47,6 +47,7 @@ def handler(
         "EVENT_BUS_NAME": BUS,
         "EVENT_SOURCE": "grokvideo",
         "COMETAPI_BASE_URL": fake.base_url,
+        "ALLOW_HTTP_PROVIDER": "true",  # the fake listens on http://127.0.0.1
         "COMETAPI_KEY_SECRET_ARN": arn,
         "SUBMIT_QUEUE_URL": submit_queue[0],
         "SUBMIT_RATE_PER_SECOND": "50",
@@ -169,3 +170,25 @@ def test_a_message_that_is_not_json_is_rejected_not_retried(
     assert handler.lambda_handler(batch, FakeContext(timeout_seconds=60)) == {"batchItemFailures": []}
     [event] = capture.drain()
     assert event["detail-type"] == "Video Request Rejected"
+
+
+def test_a_plain_http_provider_without_the_switch_creates_nothing(
+    handler: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    fake: FakeCometAPI,
+    submit_queue: tuple[str, str],
+    capture: EventCapture,
+) -> None:
+    """Without ALLOW_HTTP_PROVIDER an http CometAPI fails the submit function's settings: the
+    request stays on its queue (a failed record) and no create is sent, the key least of all."""
+    monkeypatch.delenv("ALLOW_HTTP_PROVIDER")
+    handler = load_handler("submit")
+    put_request({"prompt": "a red fox", "client_ref": "http-refused"})
+    batch = receive(submit_queue, wait=5)
+    assert len(batch["Records"]) == 1
+
+    answer = handler.lambda_handler(batch, FakeContext())
+
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == [batch["Records"][0]["messageId"]]
+    assert fake.count() == 0
+    assert capture.drain() == []

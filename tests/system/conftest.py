@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -41,7 +42,9 @@ LOCAL = REPO / ".local"
 OUTPUTS_FILE = LOCAL / "outputs.json"
 LATENCY_FILE = LOCAL / "system-latency.txt"
 
-API_KEY = "test-key"
+# A distinctive secret per session, so the end-of-session scan (test_wiring.py) can tell it from
+# anything else: the fake accepts only it, and `stack.py up --api-key` stores it in the secret.
+API_KEY = f"sk-systemtest-{secrets.token_hex(16)}"
 POLL_INTERVAL = 5  # PollIntervalSeconds: the template's minimum
 TEST_SOURCE = "com.example.systemtest"
 TRACK = "Video Job Track Requested"

@@ -1,7 +1,8 @@
 """Wiring of the deployed stack: queues, logs, every captured event, and the poller's schedule.
 
-This file runs last (after test_archive.py and test_tracking.py), so the checks over the whole
-session's events and logs see every scenario; the schedule test comes last of all.
+This file runs last (after test_archive.py, test_submit.py and test_tracking.py), so the checks
+over the whole session's events and logs see every scenario; the schedule test comes next to
+last, and the scan for the API key last of all (it then sees everything the session produced).
 """
 
 from __future__ import annotations
@@ -15,12 +16,22 @@ import pytest
 from boto3.dynamodb.conditions import Attr
 
 from local.fake_cometapi import FakeCometAPI
-from tests.system.conftest import STORED, SUCCEEDED, TRACK, EventLog, Scenarios, Stack, event_key
+from tests.system.conftest import (
+    API_KEY,
+    LOCAL,
+    STORED,
+    SUCCEEDED,
+    TRACK,
+    EventLog,
+    Scenarios,
+    Stack,
+    event_key,
+)
 
 pytestmark = pytest.mark.system
 
 SCHEDULE_BUDGET = 90.0  # seconds; the schedule fires every minute (first ~50-65 s after the deploy)
-FUNCTIONS = ("PollerFunctionName", "RegisterFunctionName", "CopierFunctionName")
+FUNCTIONS = ("PollerFunctionName", "RegisterFunctionName", "CopierFunctionName", "SubmitFunctionName")
 
 
 def _json_lines(stack: Stack, function_output: str) -> list[dict[str, Any]]:
@@ -145,3 +156,84 @@ def test_the_schedule_runs_the_poller_on_its_own(
     assert len(events.of(rid, SUCCEEDED)) == 1
     assert events.kicks == kicks_before
     assert fake.count("GET", f"/grok/v1/videos/{rid}") >= 1
+
+
+# --------------------------------------------------------------------------- the API key
+
+
+def _scan_table(stack: Stack) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"ConsistentRead": True}
+    while True:
+        page = stack.table.scan(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _bucket_texts(stack: Stack) -> tuple[dict[str, str], int]:
+    """{key: text} of the bucket: a manifest's body, a video's metadata and tags (not its bytes);
+    and how many manifests there were."""
+    s3 = stack.client("s3")
+    texts: dict[str, str] = {}
+    manifests = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            head = s3.head_object(Bucket=stack.bucket, Key=key)
+            tags = s3.get_object_tagging(Bucket=stack.bucket, Key=key).get("TagSet", [])
+            text = json.dumps({"key": key, "metadata": head.get("Metadata", {}), "tags": tags})
+            if key.endswith(".json"):
+                text += s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read().decode("utf-8")
+                manifests += 1
+            texts[key] = text
+    return texts, manifests
+
+
+def test_the_api_key_is_in_no_log_event_table_item_or_manifest(
+    jobs: Scenarios, events: EventLog, stack: Stack, fake: FakeCometAPI
+) -> None:
+    """The session's key (a distinctive random secret, so "Bearer <key>" is covered too) appears in
+    nothing the stack wrote: its functions' log events, the output events, the jobs table, the
+    video bucket (manifests; videos' metadata and tags) or the emulator's own log. Every source
+    must have held data, so an empty scan cannot pass."""
+    assert API_KEY.startswith("sk-systemtest-") and len(API_KEY) > 40
+    assert fake.api_key == API_KEY  # the key the stack really used: the fake accepts no other
+    events.drain(wait_seconds=1)
+    assert events.of(jobs.ok, STORED), "no video was stored: the provider never accepted the key"
+    needles = (API_KEY, API_KEY.removeprefix("sk-systemtest-"))  # the key, or its random part alone
+
+    found: list[str] = []
+    seen: Counter[str] = Counter()
+
+    def scan(kind: str, where: str, text: str) -> None:
+        seen[kind] += 1
+        if any(needle in text for needle in needles):
+            found.append(f"{kind} {where}")
+
+    for output in FUNCTIONS:
+        log_events = stack.log_messages(output)
+        assert log_events, f"{output}: no log event to scan"
+        for i, event in enumerate(log_events):
+            scan("log", f"{stack.outputs[output]} #{i}", event["message"])
+    assert events.events, "no output event to scan"
+    for event in events.events:
+        scan("event", f"{event['detail-type']} {event_key(event)}", json.dumps(event, default=str))
+    items = _scan_table(stack)
+    assert items, "no table item to scan"
+    for item in items:
+        scan("item", str(item["request_id"]), json.dumps(item, default=str))
+    texts, manifests = _bucket_texts(stack)
+    assert manifests >= 2, f"only {manifests} manifests to scan"  # ok, ok_big and the submitted jobs
+    for key, text in texts.items():
+        scan("object", key, text)
+    emulator_log = (LOCAL / "ministack.log").read_text(errors="replace")
+    assert emulator_log.strip(), "the emulator's log is empty"
+    scan("file", ".local/ministack.log", emulator_log)
+    for path in sorted(LOCAL.glob("*.log")):  # sam build and deploy output too
+        if path.name != "ministack.log":
+            scan("file", f".local/{path.name}", path.read_text(errors="replace"))
+
+    assert found == [], f"the API key appears in: {found}"
+    assert {"log", "event", "item", "object", "file"} <= set(seen), seen

@@ -66,6 +66,7 @@ def test_the_stack_parameters_default_to_the_codes_defaults(tpl: dict[str, Any])
     assert poller.table.max_job_age_seconds == config.MAX_JOB_AGE_SECONDS
     assert poller.sweep_seconds == config.SWEEP_SECONDS
     assert poller.provider.api_base_url == config.DEFAULT_API_BASE_URL
+    assert poller.provider.allow_http_provider is False
     assert poller.bus.event_source == config.DEFAULT_EVENT_SOURCE
     copier = CopierSettings.from_env(deployed_env(tpl, "CopierFunction"))
     assert copier.video_prefix == config.VIDEO_PREFIX
@@ -77,6 +78,7 @@ def test_the_stack_parameters_default_to_the_codes_defaults(tpl: dict[str, Any])
     assert submit.submit_rate_per_second == config.SUBMIT_RATE_PER_SECOND
     assert submit.input_bucket_names == ()
     assert submit.table.max_job_age_seconds == config.MAX_JOB_AGE_SECONDS
+    assert submit.provider.allow_http_provider is False
 
 
 def test_the_sweep_fits_in_the_pollers_timeout(tpl: dict[str, Any]) -> None:
@@ -128,3 +130,54 @@ def test_a_submit_rate_must_be_a_positive_number(value: str, tpl: dict[str, Any]
     env["SUBMIT_RATE_PER_SECOND"] = value
     with pytest.raises(ConfigurationError, match="SUBMIT_RATE_PER_SECOND"):
         SubmitSettings.from_env(env)
+
+
+# --------------------------------------------------------------------------- the provider's scheme
+
+PROVIDER_READERS = {"PollerFunction": PollerSettings, "SubmitFunction": SubmitSettings}
+
+
+@pytest.mark.parametrize("function", list(PROVIDER_READERS))
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8080", "HTTP://api.cometapi.com", "ftp://api.cometapi.com", "api.cometapi.com", "//x.example"],
+)
+def test_a_provider_url_that_is_not_https_fails_the_cold_start(tpl: dict[str, Any], function: str, url: str) -> None:
+    """The API key travels with every call: without ALLOW_HTTP_PROVIDER only https is accepted."""
+    env = deployed_env(tpl, function)
+    env["COMETAPI_BASE_URL"] = url
+    for allow in (None, "false", ""):
+        if allow is not None:
+            env["ALLOW_HTTP_PROVIDER"] = allow
+        with pytest.raises(ConfigurationError, match=r"COMETAPI_BASE_URL.*ALLOW_HTTP_PROVIDER") as err:
+            PROVIDER_READERS[function].from_env(env)
+        assert "8080" not in str(err.value) and "cometapi.com" not in str(err.value)  # the scheme only
+
+
+@pytest.mark.parametrize("function", list(PROVIDER_READERS))
+def test_http_only_with_allow_http_provider(tpl: dict[str, Any], function: str) -> None:
+    env = deployed_env(tpl, function)
+    env.update(COMETAPI_BASE_URL="http://127.0.0.1:8080/", ALLOW_HTTP_PROVIDER="true")
+    settings = PROVIDER_READERS[function].from_env(env)
+    assert settings.provider.api_base_url == "http://127.0.0.1:8080"
+    assert settings.provider.allow_http_provider is True
+    # ... and never anything else than http(s), allowed or not.
+    env["COMETAPI_BASE_URL"] = "ftp://127.0.0.1"
+    with pytest.raises(ConfigurationError, match="ALLOW_HTTP_PROVIDER"):
+        PROVIDER_READERS[function].from_env(env)
+    env.update(COMETAPI_BASE_URL="https://api.cometapi.com", ALLOW_HTTP_PROVIDER="maybe")
+    with pytest.raises(ConfigurationError, match="ALLOW_HTTP_PROVIDER"):
+        PROVIDER_READERS[function].from_env(env)
+
+
+def test_https_needs_nothing_and_the_check_holds_however_settings_are_built() -> None:
+    assert config.ProviderSettings("arn:k").api_base_url.startswith("https://")
+    assert config.ProviderSettings("arn:k", "HTTPS://api.example").allow_http_provider is False
+    with pytest.raises(ConfigurationError, match="ALLOW_HTTP_PROVIDER"):
+        config.ProviderSettings("arn:k", "http://127.0.0.1:8080")  # not only through from_env
+    assert config.ProviderSettings("arn:k", "http://127.0.0.1:8080", allow_http_provider=True)
+
+
+def test_the_copier_and_register_do_not_read_the_provider_switch() -> None:
+    assert "ALLOW_HTTP_PROVIDER" in PollerSettings.ENV and "ALLOW_HTTP_PROVIDER" in SubmitSettings.ENV
+    assert "ALLOW_HTTP_PROVIDER" not in CopierSettings.ENV and "ALLOW_HTTP_PROVIDER" not in RegisterSettings.ENV

@@ -103,10 +103,23 @@ def statements(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def function_role(res: dict[str, Any], name: str) -> str:
+    """The logical id of the role a function runs as (the template's own, ``Role: !GetAtt X.Arn``)."""
+    role = props(res, name)["Role"]
+    assert set(role) == {"Fn::GetAtt"} and role["Fn::GetAtt"][1] == "Arn", (name, role)
+    assert res[role["Fn::GetAtt"][0]]["Type"] == "AWS::IAM::Role", (name, role)
+    return str(role["Fn::GetAtt"][0])
+
+
+def function_policies(res: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The policy documents of a function's role."""
+    return [pol["PolicyDocument"] for pol in props(res, function_role(res, name)).get("Policies", [])]
+
+
 def conditional_statements(res: dict[str, Any], name: str) -> dict[str, list[Any]]:
     """A function's ``Fn::If`` statements by condition: {condition: [if-true, if-false]}."""
     out: dict[str, list[Any]] = {}
-    for policy in props(res, name).get("Policies", []):
+    for policy in function_policies(res, name):
         if isinstance(policy, dict):
             for st in as_list(policy.get("Statement", [])):
                 if isinstance(st, dict) and set(st) == {"Fn::If"}:
@@ -117,7 +130,7 @@ def conditional_statements(res: dict[str, Any], name: str) -> dict[str, list[Any
 
 def function_statements(res: dict[str, Any], name: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for policy in props(res, name).get("Policies", []):
+    for policy in function_policies(res, name):
         if isinstance(policy, dict) and "Statement" in policy:
             out += statements(policy)
     return out
@@ -307,6 +320,46 @@ def test_contract_parameters_and_defaults(tpl: dict[str, Any]) -> None:
         assert str(got) == str(default), (name, got)
     assert set(params["AllowPrivateVideoHosts"]["AllowedValues"]) == {"true", "false"}
     assert set(params["EnableSchemaRegistry"]["AllowedValues"]) == {"true", "false"}
+
+
+def test_the_provider_url_is_https_or_a_loopback_http(tpl: dict[str, Any], res: dict[str, Any]) -> None:
+    """The API key travels with every provider call. CloudFormation's rule functions compare whole
+    values only (no "starts with"), so the template says it with the parameter's pattern: https
+    anywhere, plain http only to a loopback host (the local emulator's fake); the functions add
+    ALLOW_HTTP_PROVIDER (= AllowPrivateVideoHosts), without which they refuse http at their cold
+    start (tests/unit/test_settings.py)."""
+    pattern = re.compile(tpl["Parameters"]["CometApiBaseUrl"]["AllowedPattern"])
+    for ok in (
+        "https://api.cometapi.com",
+        "https://api.cometapi.com/",
+        "https://gateway.example:8443/comet/v1",
+        "http://127.0.0.1:49152",
+        "http://127.0.0.1",
+        "http://localhost:8080/",
+        "http://[::1]:8080",
+    ):
+        assert pattern.fullmatch(ok), ok
+    for bad in (
+        "http://api.cometapi.com",
+        "http://10.0.0.5:8080",
+        "http://192.168.1.10",
+        "http://127.0.0.1.evil.example",
+        "http://localhost.evil.example",
+        "http://127.0.0.1@evil.example",
+        "https://user:pass@api.cometapi.com",
+        "ftp://api.cometapi.com",
+        "api.cometapi.com",
+        "https://api.cometapi.com/?x=1",
+        "https://api.cometapi.com/#f",
+        "https://api cometapi.com",
+        "",
+    ):
+        assert not pattern.fullmatch(bad), bad
+    for fn in ("PollerFunction", "SubmitFunction"):
+        env = props(res, fn)["Environment"]["Variables"]
+        assert env["ALLOW_HTTP_PROVIDER"] == {"Ref": "AllowPrivateVideoHosts"}, fn
+    for fn in ("RegisterFunction", "CopierFunction"):
+        assert "ALLOW_HTTP_PROVIDER" not in props(res, fn)["Environment"]["Variables"], fn
 
 
 def test_submit_parameters(tpl: dict[str, Any]) -> None:
@@ -607,6 +660,152 @@ def test_no_wildcard_actions_in_allow_statements(res: dict[str, Any]) -> None:
             assert action != "*" and not str(action).endswith(":*"), (name, action)
 
 
+# Actions with no resource-level permissions: "*" is the only Resource they take (Service
+# Authorization Reference, "Resource types" empty). Nothing else may be granted on "*".
+ONLY_ON_ANY_RESOURCE = {
+    # X-Ray: what Tracing: Active needs (SAM attaches AWSXrayWriteOnlyAccess, or in aws-cn and
+    # aws-us-gov AWSXRayDaemonWriteAccess: these five actions on "*"); traces are not resources.
+    "xray:PutTraceSegments": "segments are uploaded to the account, not to a resource",
+    "xray:PutTelemetryRecords": "daemon telemetry, account-wide",
+    "xray:GetSamplingRules": "the account's sampling rules are read as a whole",
+    "xray:GetSamplingTargets": "sampling quotas, account-wide",
+    "xray:GetSamplingStatisticSummaries": "account-wide statistics",
+    # EMF metrics are written through the log group, but a direct PutMetricData could only be
+    # narrowed by the cloudwatch:namespace condition, never by a resource.
+    "cloudwatch:PutMetricData": "metrics have no ARN (narrow with cloudwatch:namespace instead)",
+}
+
+
+def _is_any_resource(resource: Any) -> bool:
+    """ "*" itself, or an ARN whose every part after the service is a wildcard (arn:aws:sqs:*:*:*)."""
+    if resource == "*":
+        return True
+    if isinstance(resource, str) and resource.startswith("arn:"):
+        parts = resource.split(":", 5)
+        return len(parts) == 6 and all(p in ("*", "") for p in parts[3:]) and parts[5] == "*"
+    return False
+
+
+def star_resource_findings(statements: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Allow statements granting on any resource an action that has a narrower one."""
+    found = []
+    for name, st in statements:
+        resources = [r for r in as_list(st.get("Resource", [])) if _is_any_resource(r)]
+        if "NotResource" in st:
+            resources.append(f"NotResource {st['NotResource']}")
+        if not resources:
+            continue
+        narrowable = [a for a in as_list(st.get("Action", [])) if a not in ONLY_ON_ANY_RESOURCE]
+        if narrowable or "NotAction" in st:
+            found.append(f"{name} {st.get('Sid', '')}: {narrowable or st.get('NotAction')} on {resources}")
+    return found
+
+
+def test_no_resource_wildcard_where_a_narrower_resource_exists(tpl: dict[str, Any], res: dict[str, Any]) -> None:
+    """Every Allow statement of the template (functions, roles, queue and bucket policies), in
+    every branch of its conditions and for the default and other parameter values, names its
+    resources; "*" only for actions that take nothing else (ONLY_ON_ANY_RESOURCE)."""
+    raw = all_allow_statements(res)
+    assert len(raw) >= 20  # the checks below saw the template's statements, not an empty list
+    assert star_resource_findings(raw) == []
+    for params in ({}, {"VideoBucketName": "shared-media", "VideoPrefix": "", "InputBucketNames": "a-b,c-d"}):
+        resolve = Intrinsics(tpl, params)
+        resolved = [(name, resolve(st)) for name, st in raw]
+        assert star_resource_findings(resolved) == [], params
+    # The check itself: it catches "*" and all-wildcard ARNs, and lets the listed actions through.
+    probes = [
+        ("P", {"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "*"}),
+        ("P", {"Effect": "Allow", "Action": ["xray:PutTraceSegments", "logs:PutLogEvents"], "Resource": ["*"]}),
+        ("P", {"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "arn:aws:logs:*:*:*"}),
+        ("P", {"Effect": "Allow", "Action": "s3:GetObject", "NotResource": "arn:aws:s3:::a/*"}),
+    ]
+    assert len(star_resource_findings(probes)) == len(probes)
+    allowed = [("P", {"Effect": "Allow", "Action": list(ONLY_ON_ANY_RESOURCE), "Resource": "*"})]
+    assert star_resource_findings(allowed) == []
+    assert star_resource_findings([("P", {"Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"})]) == []
+
+
+# The AWS managed policies SAM may attach to the roles it generates, as AWS publishes them (AWS
+# Managed Policy Reference). SAM attaches AWSLambdaBasicExecutionRole to every generated function
+# role, AWSXrayWriteOnlyAccess (aws) or AWSXRayDaemonWriteAccess (aws-cn, aws-us-gov) for
+# Tracing: Active, and AWSLambdaSQSQueueExecutionRole for an SQS event; all of them on "*".
+_XRAY = [
+    {
+        "Effect": "Allow",
+        "Action": [
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords",
+            "xray:GetSamplingRules",
+            "xray:GetSamplingTargets",
+            "xray:GetSamplingStatisticSummaries",
+        ],
+        "Resource": ["*"],
+    }
+]
+_LOGS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+MANAGED_POLICIES = {
+    "service-role/AWSLambdaBasicExecutionRole": [{"Effect": "Allow", "Action": _LOGS, "Resource": "*"}],
+    "AWSXrayWriteOnlyAccess": _XRAY,
+    "AWSXRayDaemonWriteAccess": _XRAY,
+    "service-role/AWSLambdaSQSQueueExecutionRole": [
+        {
+            "Effect": "Allow",
+            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", *_LOGS],
+            "Resource": "*",
+        }
+    ],
+}
+
+
+def _sam_transformed() -> dict[str, Any]:
+    """template.yaml after the SAM transform (tests/sam_transform.py, run by the SAM CLI's Python)."""
+    sam = _sam_cli()
+    python = Path(sam).parent / "python" if sam else None
+    if python is None or not python.is_file():
+        msg = "SAM CLI's Python not found (.venvs/sam): `python local/stack.py venvs` installs it"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    proc = subprocess.run(
+        [str(python), str(ROOT / "tests" / "sam_transform.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(json.loads(proc.stdout))
+
+
+def test_the_roles_sam_generates_grant_nothing_on_any_resource_that_has_a_narrower_one() -> None:
+    """What the template does not show: the roles and policies SAM writes for the functions and
+    their events, managed policies included (as MANAGED_POLICIES spells them out). The same rule
+    as above: "*" only for the actions in ONLY_ON_ANY_RESOURCE."""
+    out = _sam_transformed()["Resources"]
+    roles = of_type(out, "AWS::IAM::Role")
+    assert roles, "the transform produced no IAM role at all"
+    found: list[tuple[str, dict[str, Any]]] = []
+    for name, role in roles.items():
+        p = role["Properties"]
+        for arn in p.get("ManagedPolicyArns", []):
+            policy = str(arn).split(":policy/", 1)[-1]
+            assert policy in MANAGED_POLICIES, f"{name}: unknown managed policy {arn}: add its document"
+            found += [(f"{name} {policy}", st) for st in MANAGED_POLICIES[policy]]
+        for pol in p.get("Policies", []):
+            found += [(f"{name} {pol['PolicyName']}", st) for st in statements(pol["PolicyDocument"])]
+    for name, pol in of_type(out, "AWS::IAM::Policy").items():
+        found += [(name, st) for st in statements(pol["Properties"]["PolicyDocument"])]
+    allow = [(name, st) for name, st in found if st.get("Effect") == "Allow"]
+    assert star_resource_findings(allow) == []
+    # Each function runs as a role of the template's own (SAM generates none for them).
+    for fn in FUNCTIONS:
+        role = out[fn]["Properties"]["Role"]
+        assert role == {"Fn::GetAtt": [f"{fn.removesuffix('Function')}Role", "Arn"]}, fn
+
+
 def test_put_events_only_with_our_source(res: dict[str, Any]) -> None:
     count = 0
     for fn in FUNCTIONS:
@@ -618,18 +817,33 @@ def test_put_events_only_with_our_source(res: dict[str, Any]) -> None:
     assert count == len(FUNCTIONS)
 
 
+# What every function's role holds besides its own work: its log group, and X-Ray (Tracing: Active).
+RUNNING = {
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+}
+# What Lambda's SQS event source mapping does with the role of a function it feeds.
+SQS_EVENTS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+
+
 def test_least_privilege_per_function(res: dict[str, Any]) -> None:
     def actions(fn: str) -> set[str]:
         return {a for st in function_statements(res, fn) for a in as_list(st["Action"])}
 
-    assert actions("PollerFunction") == {
+    assert actions("PollerFunction") == RUNNING | {
         "dynamodb:Query",
         "dynamodb:UpdateItem",
         "events:PutEvents",
         "secretsmanager:GetSecretValue",
     }
-    assert actions("RegisterFunction") == {"dynamodb:PutItem", "events:PutEvents"}
-    assert actions("SubmitFunction") == {
+    # sqs:SendMessage: the function's own dead-letter queue (DeadLetterQueue).
+    assert actions("RegisterFunction") == RUNNING | {"dynamodb:PutItem", "events:PutEvents", "sqs:SendMessage"}
+    assert actions("SubmitFunction") == RUNNING | SQS_EVENTS | {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
@@ -638,7 +852,7 @@ def test_least_privilege_per_function(res: dict[str, Any]) -> None:
         "sqs:ChangeMessageVisibility",
         "s3:GetObject",
     }
-    assert actions("CopierFunction") == {
+    assert actions("CopierFunction") == RUNNING | SQS_EVENTS | {
         "s3:PutObject",
         "s3:GetObject",
         "s3:AbortMultipartUpload",
@@ -653,8 +867,7 @@ def test_least_privilege_per_function(res: dict[str, Any]) -> None:
         "sqs:ChangeMessageVisibility",
     }
     for fn in FUNCTIONS:
-        for st in function_statements(res, fn):
-            assert st["Resource"] != "*", (fn, st)
+        assert star_resource_findings([(fn, st) for st in function_statements(res, fn)]) == [], fn
     query = [st for st in function_statements(res, "PollerFunction") if st["Action"] == "dynamodb:Query"]
     assert query[0]["Resource"] == {"Fn::Sub": "${JobsTable.Arn}/index/due"}
     (s3,) = [st for st in function_statements(res, "CopierFunction") if "s3:PutObject" in st["Action"]]
@@ -663,6 +876,67 @@ def test_least_privilege_per_function(res: dict[str, Any]) -> None:
     for fn in FUNCTIONS:
         sids = [st["Sid"] for st in function_statements(res, fn)]
         assert len(sids) == len(set(sids)), (fn, sids)
+
+
+def test_each_function_runs_as_its_own_role_writing_its_own_logs(res: dict[str, Any]) -> None:
+    """SAM generates no role for a function with Role: the template's role is all it gets (no
+    managed policy), and SAM ignores a function's Policies then, so none may be left there."""
+    roles = set()
+    for fn, short in FUNCTIONS.items():
+        role = function_role(res, fn)
+        roles.add(role)
+        p = props(res, role)
+        assert "Policies" not in props(res, fn), fn
+        assert "ManagedPolicyArns" not in p and "PermissionsBoundary" not in p, role
+        assert p["AssumeRolePolicyDocument"]["Statement"] == [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ], role
+        [logs] = [st for st in function_statements(res, fn) if st["Sid"] == "WriteOwnLogs"]
+        group = props(res, fn)["LoggingConfig"]["LogGroup"]["Ref"]
+        assert logs["Resource"] == {
+            "Fn::Sub": f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:${{{group}}}:*"
+        }, fn
+        assert group == f"{short.capitalize()}LogGroup", fn
+    assert len(roles) == len(FUNCTIONS)  # one role each, shared by none
+    for fn, queue in (("SubmitFunction", "SubmitQueue"), ("CopierFunction", "CopyQueue")):
+        [receive] = [st for st in function_statements(res, fn) if "sqs:ReceiveMessage" in as_list(st["Action"])]
+        assert set(as_list(receive["Action"])) == SQS_EVENTS and receive["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+    [dead] = [st for st in function_statements(res, "RegisterFunction") if "sqs:SendMessage" in as_list(st["Action"])]
+    assert dead["Resource"] == props(res, "RegisterFunction")["DeadLetterQueue"]["TargetArn"]
+
+
+def _copier_bucket_statements(tpl: dict[str, Any], res: dict[str, Any], **params: str) -> dict[str, Any]:
+    """{Sid: resolved statement} of the copier's statements on the bucket itself (s3:List...)."""
+    resolve = Intrinsics(tpl, params)
+    return {
+        st["Sid"]: st
+        for policy in function_policies(res, "CopierFunction")
+        for st in resolve(policy)["Statement"]
+        if any(a in ("s3:ListBucket", "s3:ListBucketMultipartUploads") for a in as_list(st["Action"]))
+    }
+
+
+def test_the_copier_lists_only_its_own_prefix(tpl: dict[str, Any], res: dict[str, Any]) -> None:
+    """ListBucket carries an s3:prefix condition (the bucket may be a shared one, VideoBucketName).
+    ListBucketMultipartUploads cannot: the Service Authorization Reference lists s3:prefix for
+    ListBucket and ListBucketVersions only, and a condition on a key a request does not carry never
+    matches, so the copier could no longer find leftover uploads; it stays bucket-wide, alone."""
+    sts = _copier_bucket_statements(tpl, res)
+    assert set(sts) == {"ListOwnPrefix", "FindLeftoverUploads"}
+    listing, uploads = sts["ListOwnPrefix"], sts["FindLeftoverUploads"]
+    assert as_list(listing["Action"]) == ["s3:ListBucket"]
+    assert listing["Resource"] == "arn:aws:s3:::<VideoBucket>"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["videos/*"]}}
+    assert as_list(uploads["Action"]) == ["s3:ListBucketMultipartUploads"]
+    assert uploads["Resource"] == "arn:aws:s3:::<VideoBucket>" and "Condition" not in uploads
+    given = _copier_bucket_statements(tpl, res, VideoBucketName="shared-media", VideoPrefix="archive/grok/")
+    assert given["ListOwnPrefix"]["Resource"] == "arn:aws:s3:::shared-media"
+    assert given["ListOwnPrefix"]["Condition"] == {"StringLike": {"s3:prefix": ["archive/grok/*"]}}
+    # No other statement of any function lists a bucket.
+    for fn in FUNCTIONS:
+        for st in function_statements(res, fn):
+            if "s3:ListBucket" in as_list(st["Action"]):
+                assert (fn, st["Sid"]) == ("CopierFunction", "ListOwnPrefix")
 
 
 def test_submit_iam_reads_and_writes_only_the_jobs_table_item(res: dict[str, Any]) -> None:
@@ -696,7 +970,7 @@ def _submit_s3_resources(
     """{Sid: resolved Resource} of the submit function's s3:GetObject statements for these values."""
     resolve = Intrinsics(tpl, params, partition=partition)
     out = {}
-    for policy in props(res, "SubmitFunction")["Policies"]:
+    for policy in function_policies(res, "SubmitFunction"):
         for st in resolve(policy)["Statement"]:
             if "s3:GetObject" in as_list(st["Action"]):
                 assert as_list(st["Action"]) == ["s3:GetObject"], st

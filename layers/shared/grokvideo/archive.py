@@ -71,7 +71,7 @@ whole process, ~53 MB of it Python and boto3 before the copy starts.
 
 IAM the copier needs on the bucket: ``s3:PutObject``, ``s3:PutObjectTagging``, ``s3:GetObject``
 (HeadObject), ``s3:GetObjectTagging``, ``s3:AbortMultipartUpload`` and, on the bucket itself,
-``s3:ListBucketMultipartUploads``.
+``s3:ListBucketMultipartUploads`` and ``s3:ListBucket`` (limited to its prefix: see ``existing``).
 
 Messages and logs carry ``redact(url)`` only: never a query string (signed URLs). urllib3's own
 DEBUG request-line log gets a filter that drops the query too.
@@ -446,12 +446,26 @@ class VideoArchiver:
         digest = reader.hexdigest()
         return self._finish(bucket, key, reader.received, digest, content_type)
 
-    def existing(self, bucket: str, key: str) -> StoredVideo | None:
-        """The object at ``key`` if a previous copy completed (it has a ``sha256`` tag), else None."""
+    def existing(self, bucket: str, key: str, *, listable_prefix: str | None = None) -> StoredVideo | None:
+        """The object at ``key`` if a previous copy completed (it has a ``sha256`` tag), else None.
+
+        S3 answers HeadObject of a missing key with 404 only to a caller allowed ``s3:ListBucket``
+        on the bucket, else 403. The copier's ListBucket is limited to its prefix (a condition on
+        ``s3:prefix``), and AWS does not document whether such a grant counts for that check (Ceph
+        RGW, matching AWS, says it does for keys under the prefix), so a caller passes the prefix
+        it may list as ``listable_prefix``: a 403 on a key under it means "no finished copy" (the
+        copy then runs, and a real lack of access fails its upload). Anywhere else a 403 is an
+        error, as before.
+        """
         try:
             head = self._s3.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
-            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            code = _error_code(exc)
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            forbidden = code in ("403", "Forbidden", "AccessDenied")
+            if forbidden and listable_prefix is not None and key.startswith(listable_prefix):
+                log.info("HeadObject of s3://%s/%s refused (403): taken as no earlier copy", bucket, key)
                 return None
             raise _s3_error("head_object", exc) from None
         except _S3_ERRORS as exc:

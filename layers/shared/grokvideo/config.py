@@ -144,18 +144,44 @@ class BusSettings:
 
 @dataclass(frozen=True, slots=True)
 class ProviderSettings:
-    """CometAPI: where it is and which secret holds the key."""
+    """CometAPI: where it is and which secret holds the key.
+
+    Every call carries the key (``Authorization: Bearer``), so the base URL must be https. Plain
+    http is accepted only with ``ALLOW_HTTP_PROVIDER=true`` (the template sets it from
+    AllowPrivateVideoHosts: the local emulator's fake CometAPI listens on http://127.0.0.1);
+    anything else fails the cold start, checked on construction so no path can skip it.
+
+    >>> ProviderSettings.from_env({"COMETAPI_KEY_SECRET_ARN": "arn:k", "COMETAPI_BASE_URL": "http://10.0.0.5"})
+    Traceback (most recent call last):
+    ...
+    grokvideo.errors.ConfigurationError: COMETAPI_BASE_URL must be https ... ALLOW_HTTP_PROVIDER=true, got scheme 'http'
+    """
 
     api_key_secret_arn: str
     api_base_url: str = DEFAULT_API_BASE_URL
+    allow_http_provider: bool = False
 
-    ENV = ("COMETAPI_KEY_SECRET_ARN", "COMETAPI_BASE_URL")
+    ENV = ("COMETAPI_KEY_SECRET_ARN", "COMETAPI_BASE_URL", "ALLOW_HTTP_PROVIDER")
+
+    def __post_init__(self) -> None:
+        scheme = self.api_base_url.split("://", 1)[0].lower() if "://" in self.api_base_url else ""
+        if scheme == "https" or (scheme == "http" and self.allow_http_provider):
+            return
+        # The scheme only: the URL itself is not echoed (it might carry credentials).
+        raise ConfigurationError(
+            "COMETAPI_BASE_URL must be https (it carries the API key); http only with "
+            f"ALLOW_HTTP_PROVIDER=true, got scheme {scheme!r}"
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProviderSettings:
         e = _env(env)
-        base = (e.get("COMETAPI_BASE_URL", "") or DEFAULT_API_BASE_URL).rstrip("/")
-        return cls(_required(e, "COMETAPI_KEY_SECRET_ARN"), base)
+        base = (e.get("COMETAPI_BASE_URL", "") or DEFAULT_API_BASE_URL).strip().rstrip("/")
+        return cls(
+            _required(e, "COMETAPI_KEY_SECRET_ARN"),
+            base,
+            allow_http_provider=_bool(e, "ALLOW_HTTP_PROVIDER", False),
+        )
 
 
 # --- per function -----------------------------------------------------------------------------

@@ -199,7 +199,8 @@ class Copier:
             return CopyResult(request_id, job.state)
 
         key = self.key_for(request_id)
-        stored = self.archiver.existing(self.bucket, key)
+        # Our ListBucket covers our prefix only: a 403 there is a missing object (VideoArchiver.existing).
+        stored = self.archiver.existing(self.bucket, key, listable_prefix=self.prefix)
         uploaded = stored is None
         if stored is None:
             stored = self.archiver.archive(
