@@ -122,6 +122,20 @@ class CometApiClient:
     def __repr__(self) -> str:
         return f"CometApiClient(base_url={self._base_url!r})"
 
+    @property
+    def max_call_seconds(self) -> float:
+        """The longest one call can wait on the provider: every connect attempt timing out, the
+        backoffs between them, then the whole read timeout.
+
+        >>> CometApiClient("https://api.cometapi.com", lambda: "k", read_timeout=30.0).max_call_seconds
+        39.55
+        """
+        retries = self._retries.connect or 0
+        # urllib3 sleeps backoff_factor * 2 ** (n - 1) before the n-th retry, nothing before the first.
+        backoffs = sum(min(self._retries.backoff_factor * 2 ** (n - 1), 120.0) for n in range(2, retries + 1))
+        connect = float(self._timeout.connect_timeout or 0)
+        return round((retries + 1) * connect + backoffs + float(self._timeout.read_timeout or 0), 3)
+
     # --- calls --------------------------------------------------------------------------------
 
     def get_video(self, request_id: str) -> PollStatus:
