@@ -29,21 +29,27 @@ What it does:
    The events go on the bus ``--put-batch`` at a time with ``--put-pause`` between, so the
    emulator never runs hundreds of register invocations (one worker process each) at once.
 4. The chaos, by progress: pollers and copiers killed while they work (SIGKILL to the emulator's
-   worker process of that function: a child in ministack's process group whose command line
-   runs from ``ministack-lambda-<function>-*`` and whose environment names the function, and
-   whose CPU time moved in the last 0.3 s), and the poller invoked 2 and later 4 times at once.
+   worker process of that function: in ministack's process group, its command line runs from
+   ``ministack-lambda-<function>-*`` and its environment names the function; past its cold start,
+   and in an invocation: its main thread not blocked reading stdin, where the emulator writes the
+   next event), and the poller invoked 2 and later 4 times at once.
    Besides, the poller is kicked every ``--kick-every`` seconds while requests are open.
 5. Every ``--sample-every`` seconds the jobs table is scanned: a job must be finished, in the due
    index, leased, or ``SUCCEEDED`` with its ``Video Generation Succeeded`` out (then the copy queue
-   holds it); a job outside that is a violation.
-6. Once every request is settled (and the due index, the submit and copy queues are empty), or at
-   ``--deadline`` seconds after the first put, the checks; exit 1 if any fails.
+   holds it: such jobs may not outnumber the copy queue's messages two samples in a row).
+6. Once every request is settled (and the due index, the submit and copy queues are empty), when
+   nothing can move any more (requests open, nothing due, the queues empty, for 60 s), or at
+   ``--deadline`` seconds after the first put: the checks, printed as a table; exit 1 if one fails.
+   ``.local/chaos-<run>.json`` and ``.local/chaos-<run>-ministack.log`` keep the evidence.
 
-Duplicates of an event are allowed only where a crash explains them: the emitting function's
-worker was killed (by us, or by the emulator at its timeout) within the crash window after the
-first copy's envelope time: 5 s for the poller and the copier (a crash between PutEvents and
-the write that clears the outbox), the function's timeout + 5 s for the submit function (a
-killed batch comes back whole, its settled requests are announced again).
+A duplicate event is allowed only where a crash explains it: a worker of a function that sends
+that event was killed by this script within 5 s after the first copy's envelope time (a crash
+between PutEvents and the write that clears the outbox; the relay sends it again). A function
+the emulator kills at its own timeout explains nothing: that is a failure of its time budget,
+and a row of its own.
+
+``--crash-last-copy`` adds a reproducer: one job's first two downloads answer 503 and its third,
+the last the copy queue allows, trickles; the copier streaming it is killed.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ import hashlib
 import inspect
 import json
 import os
+import platform
 import random
 import re
 import signal
@@ -101,11 +108,12 @@ STORED = "Video Stored"
 ARCHIVE_FAILED = "Video Archive Failed"
 TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
 MiB = 1 << 20
+STUCK_AFTER = 60.0  # seconds with requests open but nothing due and the queues empty: nothing will move
+READ_SYSCALL = {"x86_64": 0, "aarch64": 63}.get(platform.machine(), 0)
 WARM_AGE = 15.0  # seconds a worker process has lived before it may be killed (its cold start is over)
 BOTO = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60)
 POLL_READ_TIMEOUT = float(inspect.signature(CometApiClient.__init__).parameters["read_timeout"].default)
-FUNCTION_TIMEOUTS = {"poller": 90, "copier": 300, "submit": 60, "register": 15}  # template.yaml
-CRASH_WINDOW = {"poller": 5.0, "copier": 5.0, "submit": FUNCTION_TIMEOUTS["submit"] + 5.0}
+CRASH_WINDOW = 5.0  # seconds after the first copy of an event in which a kill explains a second copy
 # Which functions send an event (the poller relays every owed event, so it may send any of them).
 EMITTERS = {
     SUCCEEDED: ("poller",),
@@ -183,6 +191,7 @@ class Options:
     big_share: float = 0.06
     big_size: int = 24 * MiB
     keep_up: bool = False
+    crash_last_copy: bool = False  # the reproducer: kill the copier on one job's last allowed receive
 
 
 @dataclass
@@ -483,18 +492,37 @@ def cpu_ticks(pid: int) -> int:
         return -1
 
 
-def working(pids: list[int], window: float = 0.3) -> dict[int, float]:
-    """The workers whose CPU time moved during ``window`` seconds (an idle warm worker waits on stdin
-    and uses none), with how many CPU seconds they used."""
-    before = {pid: cpu_ticks(pid) for pid in pids}
-    time.sleep(window)
-    tick = os.sysconf("SC_CLK_TCK")
-    busy = {}
-    for pid, start in before.items():
-        end = cpu_ticks(pid)
-        if start >= 0 and end > start:
-            busy[pid] = (end - start) / tick
-    return busy
+def between_invocations(pid: int) -> bool:
+    """True when the worker's main thread waits for its next invocation: blocked in read() on fd 0,
+    where the emulator writes the next event (``/proc/<pid>/syscall``: number, then arguments)."""
+    try:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+        return int(fields[0]) == READ_SYSCALL and int(fields[1], 16) == 0
+    except (OSError, ValueError, IndexError):
+        return False  # running, or unreadable
+
+
+def connections_to(pid: int, port: int) -> set[int]:
+    """Socket inodes of ``pid``'s established TCP connections to ``port`` on this host (from /proc)."""
+    try:
+        mine = {
+            int(link[8:-1])
+            for fd in Path(f"/proc/{pid}/fd").iterdir()
+            if (link := os.readlink(fd)).startswith("socket:[")
+        }
+    except OSError:
+        return set()
+    found = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port and int(fields[9]) in mine:
+                found.add(int(fields[9]))
+    return found
 
 
 def age(pid: int) -> float:
@@ -569,6 +597,13 @@ class ChaosRun:
         self._items_lock = threading.Lock()
         self._stop = threading.Event()
         self.done = 0  # requests settled, as the main loop last counted
+        self.log_start = 0
+        self.last_copy: Request | None = None
+        if options.crash_last_copy:
+            self.last_copy = next(q for q in self.result.requests if q.kind == "tracked" and q.outcome == "done")
+            self.last_copy.request_id = f"chaos-lastcopy-{self.run_id}"
+            self.last_copy.video_size = options.big_size
+        self._excess = 0  # SUCCEEDED jobs off the due index beyond the copy queue, at the last sample
 
     # -- setup
 
@@ -594,6 +629,7 @@ class ChaosRun:
         self.result.deploy_seconds = time.time() - started
         self.stack = Stack()
         self.ministack_pid = int(MINISTACK_PID_FILE.read_text().strip())
+        self.log_start = log_size()  # this run's part of the emulator's log starts here
         self.stack.client("sqs").set_queue_attributes(
             QueueUrl=self.stack.outputs["CopyQueueUrl"], Attributes={"VisibilityTimeout": str(self.o.copy_visibility)}
         )
@@ -604,6 +640,12 @@ class ChaosRun:
 
     def inject_faults(self) -> None:
         base = self.fake_url
+        if self.last_copy is not None:
+            # Its first two downloads answer 503 (retried after 10 s, then 60 s); the third, the
+            # last the copy queue allows, trickles in, long enough to kill the copier while it works.
+            path = f"/videos/{self.last_copy.request_id}.mp4"
+            fake_call(base, "POST", "/_fake/faults", {"fault": "503", "count": 2, "path": path})
+            fake_call(base, "POST", "/_fake/faults", {"fault": "slow_body", "count": 1, "path": path, "delay": 0.25})
         for fault, p, params in api_faults(1.0):
             fake_call(
                 base,
@@ -646,6 +688,8 @@ class ChaosRun:
                     }
                     if req.video_size is not None:
                         body["video_size"] = req.video_size
+                    if req.request_id:
+                        body["request_id"] = req.request_id
                     req.request_id = fake_call(self.fake_url, "POST", "/_fake/jobs", body)["request_id"]
                     detail = {
                         "request_id": req.request_id,
@@ -690,6 +734,7 @@ class ChaosRun:
 
     def sample(self) -> None:
         assert self.stack is not None and self.capture is not None
+        depth_before = self.stack.queue_depth(self.stack.outputs["CopyQueueUrl"])
         items = self.stack.scan()
         now = time.time()
         with self._items_lock:
@@ -713,6 +758,21 @@ class ChaosRun:
                 problem = outside_invariant(item, time.time(), self.capture.has_succeeded) if item else "vanished"
                 if problem:
                     violations.append(f"{rid}: {problem}")
+        # A SUCCEEDED job with its event out is the copy queue's: there must be at least as many
+        # messages in it (visible, in flight or delayed, read before and after the scan) as such
+        # jobs. An excess that lasts two samples is a job the queue no longer holds.
+        parked = [
+            i["request_id"]
+            for i in items
+            if i.get("state") == "SUCCEEDED" and "due_shard" not in i and "lease_until" not in i
+        ]
+        held = max(depth_before, self.stack.queue_depth(self.stack.outputs["CopyQueueUrl"]))
+        excess = len(parked) - held
+        if excess > 0 and self._excess > 0:
+            violations.append(
+                f"{excess} SUCCEEDED job(s) off the due index beyond the copy queue's {held}: {parked[:5]}"
+            )
+        self._excess = excess
         self.result.samples.append(Sample(now, jobs, violations))
         if violations:
             print(f"  !! {len(violations)} job(s) outside the invariant: {violations[:3]}", flush=True)
@@ -746,7 +806,7 @@ class ChaosRun:
     # -- chaos
 
     def kill_one(self, function: str, give_up_at: float) -> Kill | None:
-        """SIGKILL one worker of ``function`` that is working right now (waits for one until ``give_up_at``)."""
+        """SIGKILL one worker of ``function`` that is in an invocation (waits for one until ``give_up_at``)."""
         assert self.stack is not None
         name = self.stack.function(function)
         while time.time() < give_up_at and not self._stop.is_set():
@@ -754,10 +814,14 @@ class ChaosRun:
             # Only a warm worker: one killed during its cold start makes the emulator drop every
             # worker of the function (invalidate_worker), which no real crash does.
             warm = [pid for pid in pids if age(pid) >= WARM_AGE]
-            busy = working(warm) if warm else {}
+            # In an invocation: its main thread is not waiting for the next one (a read on stdin),
+            # at two looks 0.1 s apart.
+            first = {pid: cpu_ticks(pid) for pid in warm if not between_invocations(pid)}
+            time.sleep(0.1)
+            busy = {pid: ticks for pid, ticks in first.items() if not between_invocations(pid)}
             if busy:
-                pid = max(busy, key=lambda p: busy[p])
-                offset, worker_age = log_size(), age(pid)
+                pid = max(busy, key=lambda p: cpu_ticks(p) - busy[p])
+                offset, worker_age, cpu = log_size(), age(pid), cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -766,15 +830,40 @@ class ChaosRun:
                     function,
                     pid,
                     time.time(),
-                    f"{len(pids)} worker(s); this one {worker_age:.0f} s old, {busy[pid]:.2f} s CPU in the last 0.3 s",
+                    f"{len(pids)} worker(s), {len(busy)} in an invocation; this one {worker_age:.0f} s old, "
+                    f"{cpu:.1f} s CPU in all",
                     offset,
                 )
                 self.result.kills.append(kill)
                 say(f"killed a {function} worker (pid {pid}, {kill.evidence})")
                 return kill
-            time.sleep(0.2)
-        say(f"no {function} worker was working before the give-up time: none killed")
+        say(f"no {function} worker was in an invocation before the give-up time: none killed")
         return None
+
+    def kill_last_copy(self, deadline: float) -> None:
+        """The reproducer: once the chosen job's third download (the last receive) is under way, kill
+        the copier streaming it (the one connected to the fake for 2 s on end: only that one trickles)."""
+        assert self.stack is not None and self.last_copy is not None
+        path = f"/videos/{self.last_copy.request_id}.mp4"
+        name = self.stack.function("copier")
+        while time.time() < deadline and not self._stop.is_set():
+            self._stop.wait(2)
+            gets = sum(1 for m, p in fake_call(self.fake_url, "GET", "/_fake/requests")["requests"] if p == path)
+            if gets < 3:
+                continue
+            first = {pid: connections_to(pid, self.fake_port) for pid in lambda_workers(self.ministack_pid, name)}
+            time.sleep(2)
+            for pid, inodes in first.items():
+                if inodes and inodes & connections_to(pid, self.fake_port):
+                    offset = log_size()
+                    os.kill(pid, signal.SIGKILL)
+                    kill = Kill(
+                        "copier", pid, time.time(), f"streaming {path}, its 3rd download (the last receive)", offset
+                    )
+                    self.result.kills.append(kill)
+                    say(f"killed the copier streaming {self.last_copy.client_ref}'s last allowed copy (pid {pid})")
+                    return
+        say("the chosen job's last copy was never seen under way: not killed")
 
     def burst(self, count: int) -> None:
         assert self.stack is not None
@@ -787,24 +876,27 @@ class ChaosRun:
         self.result.kicks += count
         time.sleep(3)  # cold starts of the extra workers
         best = 0
-        for _ in range(10):
+        for _ in range(20):
             pids = lambda_workers(self.ministack_pid, self.stack.function("poller"))
-            best = max(best, len(working(pids, 0.5)))
+            best = max(best, sum(1 for pid in pids if not between_invocations(pid)))
             if best >= count:
                 break
+            time.sleep(0.5)
         self.result.bursts.append((at, count, best))
         say(f"{count} pollers invoked at once: {best} poller workers seen working at once")
 
     # -- the whole run
 
-    def chaos(self, deadline: float) -> None:
-        """The kills and the bursts, each when its share of the requests has settled (in order)."""
+    def chaos(self, deadline: float) -> list[threading.Thread]:
+        """The kills and the bursts, each in a thread of its own that acts once its share of the
+        requests has settled (a kill may wait a while for a worker in an invocation)."""
         o, n = self.o, len(self.result.requests)
         kills = [("poller", 0.05), ("copier", 0.10), ("poller", 0.35), ("copier", 0.60)]
         actions = [(frac, "kill", fn) for fn, frac in [k for k in kills if k[0] == "poller"][: o.poller_kills]]
         actions += [(frac, "kill", fn) for fn, frac in [k for k in kills if k[0] == "copier"][: o.copier_kills]]
         actions += [(0.20, "burst", "2"), (0.50, "burst", "4")]
-        for frac, kind, arg in sorted(actions):
+
+        def act(frac: float, kind: str, arg: str) -> None:
             while self.done < frac * n and not self._stop.is_set():
                 self._stop.wait(0.5)
             if self._stop.is_set():
@@ -813,6 +905,11 @@ class ChaosRun:
                 self.kill_one(arg, give_up_at=min(deadline, time.time() + 120))
             else:
                 self.burst(int(arg))
+
+        threads = [threading.Thread(target=act, args=a, name=f"{a[1]}-{a[2]}", daemon=True) for a in sorted(actions)]
+        for thread in threads:
+            thread.start()
+        return threads
 
     def execute(self) -> Result:
         r, o = self.result, self.o
@@ -827,13 +924,15 @@ class ChaosRun:
             time.sleep(0.05)
         deadline = r.first_put + o.deadline
         sampler = threading.Thread(target=self.sampler, name="sampler", daemon=True)
-        chaos = threading.Thread(target=self.chaos, args=(deadline,), name="chaos", daemon=True)
         sampler.start()
-        chaos.start()
+        actors = self.chaos(deadline)
+        if self.last_copy is not None:
+            threading.Thread(target=self.kill_last_copy, args=(deadline,), name="last-copy", daemon=True).start()
         n = len(r.requests)
         last_kick = time.time()
         last_report = 0.0
         quiet_since: float | None = None
+        stuck_since: float | None = None
         while True:
             items = self.latest_items()
             done, open_ = self.settled(items) if items else (0, ["(no scan yet)"])
@@ -851,6 +950,15 @@ class ChaosRun:
                     break
             else:
                 quiet_since = None
+            if done < n and not putter.is_alive() and items and self.quiescent(items):
+                stuck_since = stuck_since or now
+                if now - stuck_since >= STUCK_AFTER:
+                    say(f"{n - done} request(s) can no longer settle: nothing is due and no queue holds them, e.g.:")
+                    for line in open_:
+                        print(f"    {line}", flush=True)
+                    break
+            else:
+                stuck_since = None
             if now >= deadline:
                 say(f"deadline: {n - done} request(s) not settled after {o.deadline:.0f} s, e.g.:")
                 for line in open_:
@@ -863,7 +971,7 @@ class ChaosRun:
             self._stop.wait(2)
         time.sleep(5)  # a late duplicate would come right behind
         self._stop.set()
-        for thread in (sampler, putter, chaos):
+        for thread in (sampler, putter, *actors):
             thread.join(timeout=150)
         assert self.capture is not None
         self.capture.stop()
@@ -935,7 +1043,7 @@ class ChaosRun:
             r.dlq[name] = bodies
         for name in ("SubmitQueueUrl", "CopyQueueUrl"):
             r.queues_left[name] = self.stack.queue_depth(self.stack.outputs[name])
-        r.emulator_timeouts, r.log_lines = read_emulator_log(r.kills, self.stack)
+        r.emulator_timeouts, r.log_lines = read_emulator_log(r.kills, self.stack, self.log_start)
         self.keep_evidence()
 
     def keep_evidence(self) -> None:
@@ -957,18 +1065,23 @@ class ChaosRun:
         r.evidence = LOCAL / f"chaos-{r.run}.json"
         r.evidence.write_text(json.dumps(doc, default=str))
         try:
-            (LOCAL / f"chaos-{r.run}-ministack.log").write_bytes(MINISTACK_LOG.read_bytes())
+            with MINISTACK_LOG.open("rb") as log:
+                log.seek(self.log_start)
+                (LOCAL / f"chaos-{r.run}-ministack.log").write_bytes(log.read())
         except OSError:
             pass
 
 
-def read_emulator_log(kills: list[Kill], stack: Stack) -> tuple[list[Kill], dict[int, list[str]]]:
+def read_emulator_log(kills: list[Kill], stack: Stack, start: int) -> tuple[list[Kill], dict[int, list[str]]]:
     """The emulator's own kills (an invocation past its timeout) and, per kill of ours, the lines it
-    logged about that function in the 10 s after it."""
+    logged about that function after it; from ``start`` (the log outlives ``down``: earlier runs precede)."""
     try:
-        text = MINISTACK_LOG.read_text(errors="replace")
+        with MINISTACK_LOG.open("rb") as log:
+            log.seek(start)
+            raw = log.read()
     except OSError:
         return [], {}
+    text = raw.decode(errors="replace")
     names = {stack.function(f): f for f in ("poller", "copier", "submit", "register")}
     timeouts = []
     stamp = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})(?:,(\d{3}))? ")
@@ -979,9 +1092,8 @@ def read_emulator_log(kills: list[Kill], stack: Stack) -> tuple[list[Kill], dict
             at = datetime.strptime(when.group(1), "%Y-%m-%d %H:%M:%S").timestamp() + int(when.group(2) or 0) / 1000
             timeouts.append(Kill(names[match.group(1)], 0, at, line[:200], 0, by="emulator"))
     after: dict[int, list[str]] = {}
-    raw = text.encode(errors="replace")
     for kill in kills:
-        tail = raw[kill.log_offset : kill.log_offset + 400_000].decode(errors="replace").splitlines()
+        tail = raw[kill.log_offset - start : kill.log_offset - start + 400_000].decode(errors="replace").splitlines()
         name = stack.function(kill.function)
         lines = [
             ln.strip()[:200]
@@ -1041,8 +1153,7 @@ def percentile(values: list[float], q: float) -> float:
 def explained(kills: list[Kill], emitters: tuple[str, ...], first_at: float) -> Kill | None:
     """A kill of an emitting function within its crash window after the first copy (whole-second envelope time)."""
     for kill in kills:
-        window = CRASH_WINDOW.get(kill.function, 5.0)
-        if kill.function in emitters and first_at - 1 <= kill.at <= first_at + 1 + window:
+        if kill.function in emitters and first_at - 1 <= kill.at <= first_at + 1 + CRASH_WINDOW:
             return kill
     return None
 
@@ -1257,6 +1368,7 @@ def check(r: Result) -> tuple[list[Row], list[str], dict[str, Any]]:
 
     # No job ever left behind.
     violations = [v for s in r.samples for v in s.violations]
+    distinct = list(dict.fromkeys(violations))
     rows.append(
         Row(
             "no job left behind (table samples)",
@@ -1266,7 +1378,7 @@ def check(r: Result) -> tuple[list[Row], list[str], dict[str, Any]]:
             bool(r.samples) and not violations,
         )
     )
-    notes += [f"outside the invariant: {v}" for v in violations[:10]]
+    notes += [f"outside the invariant ({violations.count(v)} samples): {v}" for v in distinct[:10]]
 
     # Events against their schemas.
     schema = [
@@ -1358,8 +1470,9 @@ def check(r: Result) -> tuple[list[Row], list[str], dict[str, Any]]:
             "provider done -> Video Stored",
             f"p50 {figures['p50']:.1f} s, p95 {figures['p95']:.1f} s, max {figures['max']:.1f} s "
             f"({len(latencies)} videos)",
-            f"p50 <= {2 * bound} s, max <= {max_latency(r.options):.0f} s",
-            bool(latencies) and figures["p50"] <= 2 * bound and figures["max"] <= max_latency(r.options),
+            f"max <= {max_latency(r.options):.0f} s (a crash's worst case); p50, p95 reported "
+            f"(one job alone: <= {bound} s + copy)",
+            bool(latencies) and figures["max"] <= max_latency(r.options),
         )
     )
     rows.append(
@@ -1492,6 +1605,11 @@ def parse(argv: list[str] | None = None) -> Options:
     p.add_argument("--big-size", type=int, default=d.big_size, help="bytes of the big videos (6 %% of done jobs)")
     p.add_argument("--kick-every", type=float, default=d.kick_every)
     p.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
+    p.add_argument(
+        "--crash-last-copy",
+        action="store_true",
+        help="also kill the copier on one job's last allowed receive (its first two downloads fail)",
+    )
     a = p.parse_args(argv)
     return Options(
         jobs=a.jobs,
@@ -1504,6 +1622,7 @@ def parse(argv: list[str] | None = None) -> Options:
         big_size=a.big_size,
         kick_every=a.kick_every,
         keep_up=a.keep_up,
+        crash_last_copy=a.crash_last_copy,
     )
 
 

@@ -1,6 +1,6 @@
 """The chaos run (benchmarks/chaos.py), smaller: opt-in, deselected by default.
 
-    python -m pytest -m chaos tests/system/test_chaos.py      # ~4 minutes here; GROKVIDEO_CHAOS_JOBS=N for more
+    python -m pytest -m chaos tests/system/test_chaos.py      # ~3.5 minutes here; GROKVIDEO_CHAOS_JOBS=N for more
 
 It deploys its own stack on the local emulator (``local/stack.py down`` / ``up`` in ``.local/``, so
 not while another system run uses it) against its own fake CometAPI, puts 60 jobs (half tracked,
