@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 COMETAPI_BASE_URL ?=
 ALLOWED_VIDEO_HOSTS ?=
 
-.PHONY: help venv test test-fast lint demo local-up local-down local-status bench clean
+.PHONY: help venv test test-fast lint demo local-up local-down local-status bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -52,6 +52,10 @@ bench: venv ## the benchmarks (README "Benchmarks"), each also runnable alone
 	$(PY) benchmarks/copy_video.py
 	$(PY) benchmarks/cold_start.py
 	$(PY) benchmarks/submit_burst.py
+
+chaos: venv ## the chaos run on the local stack (benchmarks/chaos.py: 500 jobs, faults, killed workers; ~10 min)
+	$(PY) local/stack.py venvs
+	$(PY) benchmarks/chaos.py
 
 clean: local-down ## remove virtualenvs, build output and local state
 	rm -rf $(VENV) .venvs .aws-sam .local out

@@ -18,21 +18,25 @@ Alone (prints ``fake CometAPI listening on http://127.0.0.1:PORT`` and serves un
 From another process (demo, system tests), over the admin routes under ``/_fake/``::
 
     POST   /_fake/jobs              {"outcome": "done", "ready_after": 2, "video_size": 1048576}
-                                    (also request_id, shape, model, duration, not_found_for)
+                                    (also request_id, shape, model, duration, not_found_for, hostile)
                                     -> {"request_id": "...", "video_url": "http://.../videos/<id>.mp4"}
     GET    /_fake/jobs              -> {"jobs": [{"request_id", "outcome", "status", "nested_status",
                                                   "progress", "final", "polls", ...}]}
     POST   /_fake/jobs/{id}/finish  -> the job's summary, now final
     POST   /_fake/faults            {"fault": "429", "count": 2, "path": "/grok/v1/videos/", "retry_after": 1}
-    GET    /_fake/faults, DELETE /_fake/faults
+                                    (also method, probability, first_per_path and the fault's own)
+    GET    /_fake/faults            -> {"faults": [not yet consumed], "injected": [{"fault", "path",
+                                        "method", "count"}, ...]} (requests that took each fault)
+    DELETE /_fake/faults            drop the faults not yet consumed (the tally stays)
+    POST   /_fake/fault_seed        {"seed": 7}: restart the draws of probabilistic faults
     POST   /_fake/latency           {"seconds": 0.2}
     POST   /_fake/api_key           {"api_key": "new"} or {"api_key": null} (revoked: every call 401)
     POST   /_fake/create_rate       {"per_second": 2, "burst": 1} or {"per_second": null} (no limit)
                                     -> {"per_second": 2.0, "burst": 1} (both null: no limit)
     GET    /_fake/creates           -> {"accepted": [[wall_time, "generations", "<id>"], ...], "rate_limited": 0}
     GET    /_fake/requests          -> {"requests": [["GET", "/grok/v1/videos/<id>"], ...]}
-    POST   /_fake/reset             forget jobs, faults, requests, creates; latency 0; initial key and
-                                    create rate
+    POST   /_fake/reset             forget jobs, faults (and their tally), requests, creates; latency 0;
+                                    initial key and create rate
     GET    /_fake/health
 
 Provider routes (``Authorization: Bearer <api_key>`` required, else 401 in the global error envelope):
@@ -42,7 +46,7 @@ Provider routes (``Authorization: Bearer <api_key>`` required, else 401 in the g
   need ``video.url``; ``size``/``seconds`` answer 422; multipart or non-JSON bodies answer 400.
   Markers in the prompt steer the job: ``[fail]``, ``[moderated]``, ``[expired]``, ``[no_url]``,
   ``[not_found]`` pick the outcome (default ``done``), ``[ready_after=SECONDS]`` and
-  ``[video_size=BYTES]`` override those settings.
+  ``[video_size=BYTES]`` override those settings, ``[hostile]`` makes the job hostile (below).
 - Create rate limit (``create_rate=``/``create_burst=``, :meth:`FakeCometAPI.set_create_rate`, off by
   default): a token bucket shared by both create routes, ``burst`` tokens refilled at ``per_second``.
   A valid, authorized create that finds no token answers HTTP 429 ``rate_limit_exceeded`` in the global
@@ -58,12 +62,22 @@ Video route (no auth, like the provider's public temporary URL): ``GET|HEAD /vid
 
 Outcomes: ``done``, ``failed``, ``expired``, ``moderated`` (success envelope, respect_moderation false,
 no URL), ``no_url`` (done, no URL anywhere), ``not_found`` (HTTP 400 ``task_not_exist`` forever).
+A ``hostile`` job (``POST /_fake/jobs {"hostile": true}``, ``add_job(hostile=True)`` or ``[hostile]``) answers,
+once final, with numbers no real job has: ``finish_time`` 3e11 (the year 11476, envelope shape), the video's
+``duration`` 1e200 and ``cost_in_usd_ticks`` 1e-200.
+
 Shapes: ``envelope`` (CometAPI wrapper, as in ``tests/fixtures/get-video-success.json``), ``bare``
 (the xAI object; HTTP 202 while pending), ``request_id_only`` (``{"request_id"}`` with HTTP 202 while
 pending, then like ``bare``).
 
 Faults (:meth:`FakeCometAPI.inject`) are consumed one per matching request, first injected first
-(``count=N`` uses; a negative count lasts until cleared).
+(``count=N`` uses; a negative count lasts until cleared). With ``probability=P`` a matching request
+takes the fault only with that chance; the probabilistic faults one request matches share one
+draw from a seeded RNG (``fault_seed=``, ``--fault-seed``, ``POST /_fake/fault_seed``), each taking
+its own band of it, so ``500`` at 0.2 and ``timeout`` at 0.1 hit 20 % and 10 % of the requests
+(never both). ``first_per_path=True`` considers only the first request for each distinct path (e.g.
+the first download of each video). ``fake.faults_injected()`` (``GET /_fake/faults``) counts the
+requests that took each fault.
 Without ``path`` the API faults match ``/grok/v1/`` and the video faults match ``/videos/``; with
 ``path`` any fault matches requests whose path starts with it (``method=`` narrows further).
 An API fault answers in place of the request, which is not handled (a create makes no job), except

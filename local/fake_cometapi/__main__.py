@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         "--create-rate", type=float, default=None, help="creates allowed per second (past it: 429); default no limit"
     )
     parser.add_argument("--create-burst", type=int, default=1, help="creates allowed at once under --create-rate")
+    parser.add_argument(
+        "--fault-seed", type=int, default=None, help="seed of the draws of probabilistic faults (default: random)"
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
 
@@ -51,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             verbose=args.verbose,
             create_rate=args.create_rate,
             create_burst=args.create_burst,
+            fault_seed=args.fault_seed,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -45,6 +45,7 @@ class _Admin:
                 "model",
                 "duration",
                 "not_found_for",
+                "hostile",
             }
             unknown = payload.keys() - allowed
             if unknown:
@@ -56,7 +57,13 @@ class _Admin:
             fake.finish_now(finish.group(1))
             return json_reply(200, fake.job(finish.group(1)).summary(fake._video_url(finish.group(1))))
         if (method, path) == ("GET", "/_fake/faults"):
-            return json_reply(200, {"faults": fake.faults.pending()})
+            return json_reply(200, {"faults": fake.faults.pending(), "injected": fake.faults_injected()})
+        if (method, path) == ("POST", "/_fake/fault_seed"):
+            seed = payload.get("seed")
+            if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+                raise ValueError("seed must be an integer or null")
+            fake.seed_faults(seed)
+            return json_reply(200, {"seed": seed})
         if (method, path) == ("POST", "/_fake/faults"):
             name = payload.pop("fault", None)
             if not isinstance(name, str):

@@ -42,6 +42,7 @@ class FakeCometAPI(_Routes):
         verbose: bool = False,
         create_rate: float | None = None,
         create_burst: int = 1,
+        fault_seed: int | None = None,
     ) -> None:
         if shape not in SHAPES:
             raise ValueError(f"shape must be one of {SHAPES}, not {shape!r}")
@@ -54,7 +55,7 @@ class FakeCometAPI(_Routes):
         self.shape = shape
         self.verbose = verbose
         self.video = VideoSource(Path(video_path))
-        self.faults = FaultBook()
+        self.faults = FaultBook(seed=fault_seed)
         self._initial_api_key = api_key
         self._api_key = api_key
         self._latency = 0.0
@@ -128,10 +129,12 @@ class FakeCometAPI(_Routes):
         model: str = DEFAULT_MODEL,
         duration: int = 1,
         not_found_for: float = 0.0,
+        hostile: bool = False,
     ) -> str:
         """Register a job (replacing one with the same id) and return its request id (uuid4 if None).
 
         ``not_found_for`` makes a fresh job answer ``task_not_exist`` for its first seconds.
+        ``hostile`` makes its final envelope carry numbers no real job has (see :class:`Job`).
         """
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
@@ -139,6 +142,8 @@ class FakeCometAPI(_Routes):
             raise ValueError(f"shape must be one of {SHAPES}, not {shape!r}")
         if video_size is not None and (type(video_size) is not int or video_size < 0):
             raise ValueError("video_size must be a non-negative int")
+        if not isinstance(hostile, bool):
+            raise ValueError("hostile must be true or false")
         job = self._new_job(
             request_id or str(uuid.uuid4()),
             outcome,
@@ -148,6 +153,7 @@ class FakeCometAPI(_Routes):
             model=model,
             duration=duration,
             not_found_for=not_found_for,
+            hostile=hostile,
         )
         with self._lock:
             self._jobs[job.request_id] = job
@@ -207,9 +213,20 @@ class FakeCometAPI(_Routes):
         ``fake.inject("503", count=2, body="html")``; ``fake.inject("disconnect", after=1000)``;
         ``fake.inject("429", path="/grok/v1/videos/generations", retry_after=3)``;
         ``fake.inject("drop", after_create=True)`` (handled, then hung up on). ``method="GET"``
-        narrows the match. See the package docstring for every fault and its parameters.
+        narrows the match. ``fake.inject("500", count=-1, probability=0.2)``: one API call in five,
+        at random; ``fake.inject("disconnect", count=-1, probability=0.1, first_per_path=True)``:
+        one video in ten has its first download cut. See the package docstring for every fault
+        and its parameters.
         """
         self.faults.add(fault, count=count, path=path, **params)
+
+    def seed_faults(self, seed: int | None) -> None:
+        """Restart the draws of probabilistic faults from ``seed``."""
+        self.faults.seed(seed)
+
+    def faults_injected(self) -> list[dict[str, Any]]:
+        """``[{"fault", "path", "method", "count"}, ...]``: how many requests took each fault."""
+        return self.faults.injected()
 
     def clear_faults(self) -> None:
         """Drop every fault not yet consumed."""
@@ -276,13 +293,14 @@ class FakeCometAPI(_Routes):
             self._requests.clear()
 
     def reset(self) -> None:
-        """Forget jobs, faults, requests and creates; restore latency 0, the initial key and create rate."""
+        """Forget jobs, faults (and their tally), requests and creates; restore latency 0, the initial key
+        and create rate."""
         with self._lock:
             self._jobs.clear()
             self._requests.clear()
             self._create_log.clear()
             self._rate_limited_creates = 0
-        self.faults.clear()
+        self.faults.reset()
         self._latency = 0.0
         self._api_key = self._initial_api_key
         self.set_create_rate(*self._initial_create_rate)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import threading
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from .replies import _REASONS, Reply, comet_error, html_reply, json_reply, rate_limited
@@ -20,13 +22,20 @@ FAULTS = API_FAULTS | VIDEO_FAULTS
 
 @dataclass
 class Fault:
-    """One injected fault: ``remaining`` uses left (negative: until cleared)."""
+    """One injected fault: ``remaining`` uses left (negative: until cleared).
+
+    ``probability`` (None: always) is the chance a matching request takes it; ``first_per_path``
+    lets only the first request for each distinct path be considered (``seen`` holds those paths).
+    """
 
     name: str
     remaining: int
     path: str
     method: str | None
     params: dict[str, Any]
+    probability: float | None = None
+    first_per_path: bool = False
+    seen: set[str] = field(default_factory=set)
 
     @property
     def after_create(self) -> bool:
@@ -39,34 +48,69 @@ class Fault:
 
     def describe(self) -> dict[str, Any]:
         """JSON view for ``GET /_fake/faults``."""
-        return {
+        view: dict[str, Any] = {
             "fault": self.name,
             "remaining": self.remaining,
             "path": self.path,
             "method": self.method,
             **self.params,
         }
+        if self.probability is not None:
+            view["probability"] = self.probability
+        if self.first_per_path:
+            view["first_per_path"] = True
+        return view
 
 
 class FaultBook:
     """Thread-safe queue of faults, consumed one per matching request (first injected first).
 
+    A fault with a ``probability`` is taken by a matching request only when the request's draw
+    says so. The probabilistic faults a request matches share one draw ``u`` (uniform in [0, 1),
+    from the book's RNG, seeded by ``seed``): in the order they were added, the first is taken
+    if ``u < p1``, the second if ``p1 <= u < p1 + p2``, and so on, so each is taken with its own
+    probability as long as they add up to at most 1. ``injected()`` tallies every fault taken.
+
     >>> book = FaultBook(); book.add("503", count=1); book.take("GET", "/grok/v1/videos/x").name
     '503'
+    >>> book = FaultBook(seed=1); book.add("500", count=-1, probability=0.25)
+    >>> sum(book.take("GET", f"/grok/v1/videos/{i}") is not None for i in range(4000)) in range(900, 1100)
+    True
     """
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int | None = None) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._rng = random.Random(seed)
+        self._taken: Counter[tuple[str, str, str | None]] = Counter()
+
+    def seed(self, seed: int | None) -> None:
+        """Restart the draws of probabilistic faults from ``seed`` (None: from the OS)."""
+        with self._lock:
+            self._rng = random.Random(seed)
 
     def add(
-        self, fault: str, *, count: int = 1, path: str | None = None, method: str | None = None, **params: Any
+        self,
+        fault: str,
+        *,
+        count: int = 1,
+        path: str | None = None,
+        method: str | None = None,
+        probability: float | None = None,
+        first_per_path: bool = False,
+        **params: Any,
     ) -> None:
         """Queue ``fault``; see the package docstring for names and parameters."""
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(sorted(FAULTS))}")
         if count == 0:
             raise ValueError("count must be >= 1, or negative for 'until cleared'")
+        if probability is not None:
+            if isinstance(probability, bool) or not isinstance(probability, int | float) or not 0 < probability <= 1:
+                raise ValueError("probability must be a number in (0, 1]")
+            probability = float(probability)
+        if not isinstance(first_per_path, bool):
+            raise ValueError("first_per_path must be true or false")
         if "after_create" in params:
             if not isinstance(params["after_create"], bool):
                 raise ValueError("after_create must be true or false")
@@ -76,21 +120,51 @@ class FaultBook:
             path = API_PREFIX if fault in API_FAULTS else VIDEO_PREFIX
         if not path.startswith("/") or path.startswith(ADMIN_PREFIX):
             raise ValueError(f"fault path must start with '/' and not be an admin route: {path!r}")
-        entry = Fault(fault, int(count), path, method.upper() if method else None, dict(params))
+        entry = Fault(
+            fault,
+            int(count),
+            path,
+            method.upper() if method else None,
+            dict(params),
+            probability=probability,
+            first_per_path=first_per_path,
+        )
         with self._lock:
             self._faults.append(entry)
 
     def take(self, method: str, path: str) -> Fault | None:
-        """Consume and return the first fault matching this request, if any."""
+        """Consume and return the first fault this request takes, if any (see the class docstring)."""
         with self._lock:
+            draw: float | None = None
+            band = 0.0
             for index, fault in enumerate(self._faults):
-                if fault.matches(method, path):
-                    if fault.remaining > 0:
-                        fault.remaining -= 1
-                        if fault.remaining == 0:
-                            del self._faults[index]
-                    return fault
+                if not fault.matches(method, path):
+                    continue
+                if fault.first_per_path:
+                    if path in fault.seen:
+                        continue
+                    fault.seen.add(path)
+                if fault.probability is not None:
+                    if draw is None:
+                        draw = self._rng.random()
+                    band += fault.probability
+                    if draw >= band:
+                        continue
+                if fault.remaining > 0:
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        del self._faults[index]
+                self._taken[(fault.name, fault.path, fault.method)] += 1
+                return fault
         return None
+
+    def injected(self) -> list[dict[str, Any]]:
+        """How many requests took each fault (by name, path and method), since the book was made or reset."""
+        with self._lock:
+            return [
+                {"fault": name, "path": path, "method": method, "count": count}
+                for (name, path, method), count in self._taken.items()
+            ]
 
     def pending(self) -> list[dict[str, Any]]:
         """Faults not yet consumed."""
@@ -98,9 +172,15 @@ class FaultBook:
             return [fault.describe() for fault in self._faults]
 
     def clear(self) -> None:
-        """Drop every queued fault."""
+        """Drop every queued fault (the tally of faults taken stays)."""
         with self._lock:
             self._faults.clear()
+
+    def reset(self) -> None:
+        """Drop every queued fault and forget the tally."""
+        with self._lock:
+            self._faults.clear()
+            self._taken.clear()
 
 
 def fault_reply(fault: Fault, path: str) -> Reply | None:

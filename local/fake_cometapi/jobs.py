@@ -27,6 +27,11 @@ _ID_HINTS = (
 _PROMPT_OUTCOME_RE = re.compile(r"\[(fail|failed|moderated|expired|no_url|nourl|not_found|notfound)\]", re.IGNORECASE)
 _PROMPT_READY_RE = re.compile(r"\[ready_after=([0-9]+(?:\.[0-9]*)?)\]", re.IGNORECASE)
 _PROMPT_SIZE_RE = re.compile(r"\[video_size=([0-9]+)\]", re.IGNORECASE)
+_PROMPT_HOSTILE_RE = re.compile(r"\[hostile\]", re.IGNORECASE)
+# What a ``hostile`` job's final envelope says: a duration, a cost and a finish time no real job has.
+HOSTILE_DURATION = 1e200
+HOSTILE_COST_TICKS = 1e-200
+HOSTILE_FINISH_TIME = 3e11  # the year 11476
 
 
 def outcome_from_id(request_id: str) -> str:
@@ -48,6 +53,11 @@ def outcome_from_prompt(prompt: str) -> str:
     return outcome_from_id(match.group(1)) if match else "done"
 
 
+def hostile_from_prompt(prompt: str) -> bool:
+    """True if the prompt asks for hostile numbers: ``hostile_from_prompt("a cat [hostile]") is True``."""
+    return _PROMPT_HOSTILE_RE.search(prompt) is not None
+
+
 @dataclass
 class Job:
     """One video job and the state it shows at a given moment.
@@ -66,6 +76,7 @@ class Job:
     model: str = DEFAULT_MODEL
     duration: int = 1
     not_found_for: float = 0.0
+    hostile: bool = False
     action: str = "VIDEO_GENERATION"
     request_body: dict[str, Any] | None = None
     created_mono: float = field(default_factory=time.monotonic)
@@ -121,6 +132,8 @@ class Job:
             "duration": self.duration,
             "video_size": self.video_size,
             "video_url": video_url,
+            "hostile": self.hostile,
+            "prompt": (self.request_body or {}).get("prompt"),
         }
 
 
@@ -155,7 +168,7 @@ def render_poll(job: Job, video_url: str) -> tuple[int, dict[str, Any]]:
             "fail_reason": fail_reason,
             "submit_time": int(job.created_wall),
             "start_time": 0,
-            "finish_time": job.finish_time(now),
+            "finish_time": HOSTILE_FINISH_TIME if job.hostile and final else job.finish_time(now),
             "progress": f"{percent}%",
             "data": inner,
         },
@@ -172,11 +185,11 @@ def _xai_object(job: Job, final: bool, nested: str, percent: int, video_url: str
     if job.outcome == "expired":
         return {"model": job.model, "status": "expired"}
     video: dict[str, Any] = {"url": video_url} if job.outcome == "done" else {}
-    video["duration"] = job.duration
+    video["duration"] = HOSTILE_DURATION if job.hostile else job.duration
     video["respect_moderation"] = job.outcome != "moderated"
     return {
         "model": job.model,
-        "usage": {"cost_in_usd_ticks": COST_IN_USD_TICKS},
+        "usage": {"cost_in_usd_ticks": HOSTILE_COST_TICKS if job.hostile else COST_IN_USD_TICKS},
         "video": video,
         "status": "done",
     }

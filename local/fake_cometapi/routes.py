@@ -13,6 +13,7 @@ from .jobs import (
     _PROMPT_SIZE_RE,
     BILLED_DURATION_WHEN_OMITTED,
     DEFAULT_MODEL,
+    hostile_from_prompt,
     outcome_from_id,
     outcome_from_prompt,
     render_poll,
@@ -125,6 +126,7 @@ class _Routes:
             video_size=int(size.group(1)) if size else None,
             model=model,
             duration=duration if isinstance(duration, int) else BILLED_DURATION_WHEN_OMITTED,
+            hostile=hostile_from_prompt(prompt),
             request_body=payload,
         )
         with self._lock:

@@ -358,6 +358,18 @@ def test_bad_base_url_is_a_configuration_error(base_url: str) -> None:
         CometApiClient(base_url, lambda: KEY)
 
 
+def test_max_call_seconds_bounds_a_call_that_gets_no_answer() -> None:
+    with socket.socket() as listener:  # accepts connections (its backlog), never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        client = make_client(f"http://127.0.0.1:{listener.getsockname()[1]}", read_timeout=0.5, connect_timeout=0.2)
+        assert client.max_call_seconds == 3 * 0.2 + 0.4 + 0.5  # 3 connects, the backoff before the 2nd retry, a read
+        started = time.monotonic()
+        with pytest.raises(RetryableError):
+            client.get_video("abc-123")
+        assert time.monotonic() - started <= client.max_call_seconds
+
+
 def test_base_url_with_trailing_slash_and_prefix(server: FakeServer) -> None:
     server.route("GET", "/proxy" + VIDEO, Canned(200, SUCCESS))
     assert isinstance(make_client(server.url + "/proxy/").get_video("abc-123"), Succeeded)

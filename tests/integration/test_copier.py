@@ -222,6 +222,23 @@ def test_a_missing_object_answered_403_is_copied(
     assert video_gets(fake, rid) == 1
 
 
+def test_a_retry_after_a_crash_mid_upload_aborts_the_upload_it_left(
+    store: JobStore, fake: FakeCometAPI, capture: EventCapture, publisher: EventPublisher, bucket: Any
+) -> None:
+    # The chaos run: a copier killed while it streamed a 24 MiB video left its multipart upload.
+    rid = fake.add_job(outcome="done", ready_after=0, video_size=12 * 2**20)
+    succeeded_job(store, rid, fake.video_url(rid))
+    key = f"videos/{rid}.mp4"
+    left = bucket.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    bucket.upload_part(Bucket=BUCKET, Key=key, UploadId=left, PartNumber=1, Body=b"x" * (8 * 2**20))  # ... died
+
+    result = make_copier(store, publisher).copy(rid, receive_count=2)
+
+    assert (result.state, result.uploaded) == (JobState.STORED, True)
+    assert_no_multipart_left(bucket)
+    assert bucket.head_object(Bucket=BUCKET, Key=key)["ContentLength"] == 12 * 2**20
+
+
 class DeadPublisher:
     def publish_one(self, event: OutputEvent) -> None:
         raise EventPublishError("simulated crash before PutEvents")

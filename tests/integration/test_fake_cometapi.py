@@ -332,6 +332,25 @@ def test_prompt_markers_set_ready_after_and_video_size(http, fake):
     assert (job.ready_after, job.video_size) == (42.5, 123456)
 
 
+def test_hostile_job_answers_numbers_no_real_job_has(http, fake):
+    request_id = fake.add_job(outcome="done", hostile=True, ready_after=60)
+    pending = poll(http, fake, request_id).json()["data"]
+    assert pending["finish_time"] == 0  # only the final answer is hostile
+    fake.finish_now(request_id)
+    data = poll(http, fake, request_id).json()["data"]
+    assert data["finish_time"] == 3e11
+    assert data["data"]["video"]["duration"] == 1e200
+    assert data["data"]["usage"]["cost_in_usd_ticks"] == 1e-200
+    assert data["data"]["video"]["url"] == fake.video_url(request_id)
+    assert fake.jobs()[0]["hostile"] is True
+    created = call(http, fake, "POST", GEN, {"prompt": "a cat [hostile] [ready_after=0]"}).json()["request_id"]
+    assert fake.job(created).hostile and not fake.job(request_id).request_body
+    assert poll(http, fake, created).json()["data"]["data"]["video"]["duration"] == 1e200
+    assert {job["request_id"]: job["prompt"] for job in fake.jobs()}[created] == "a cat [hostile] [ready_after=0]"
+    with pytest.raises(ValueError, match="hostile"):
+        fake.add_job(hostile="yes")
+
+
 # --- create rate limit and create log ----------------------------------------------------------
 
 
@@ -635,6 +654,70 @@ def test_faults_count_path_and_method_scope(http, fake):
     assert http.request("GET", fake.video_url(request_id)).status == 200  # API faults spare videos
     fake.inject("status", code=410)
     assert poll(http, fake, request_id).status == 503  # ... and video faults spare the API
+
+
+def test_probabilistic_faults_share_one_draw_and_hit_their_share(http, fake):
+    request_id = fake.add_job()
+    fake.seed_faults(7)
+    fake.inject("500", count=-1, probability=0.3, method="GET")
+    fake.inject("429", count=-1, probability=0.2, method="GET")
+    statuses = [poll(http, fake, request_id).status for _ in range(1000)]
+    assert 250 <= statuses.count(500) <= 350 and 150 <= statuses.count(429) <= 250
+    assert statuses.count(200) == 1000 - statuses.count(500) - statuses.count(429)
+    injected = {f["fault"]: f["count"] for f in fake.faults_injected()}
+    assert injected == {"500": statuses.count(500), "429": statuses.count(429)}
+    assert [f["probability"] for f in fake.faults.pending()] == [0.3, 0.2]
+    # The same seed gives the same sequence (requests made one after another).
+    fake.seed_faults(7)
+    assert [poll(http, fake, request_id).status for _ in range(200)] == statuses[:200]
+    fake.clear_faults()
+    assert {f["fault"]: f["count"] for f in fake.faults_injected()}["500"] > statuses.count(500)  # tally stays
+    fake.reset()
+    assert fake.faults_injected() == []
+
+
+def test_probabilistic_fault_with_a_count_and_a_deterministic_one_before_it(http, fake):
+    request_id = fake.add_job()
+    fake.inject("503", count=1)
+    fake.inject("502", count=2, probability=1.0)
+    assert [poll(http, fake, request_id).status for _ in range(4)] == [503, 502, 502, 200]
+
+
+def test_first_per_path_considers_only_each_paths_first_request(http, fake):
+    ids = [fake.add_job(video_size=200_000) for _ in range(3)]
+    fake.inject("disconnect", count=-1, probability=1.0, first_per_path=True, after=1000)
+    for request_id in ids:
+        answer = http.request("GET", fake.video_url(request_id), preload_content=False)
+        with pytest.raises(ProtocolError):
+            for _ in answer.stream(1000):
+                pass
+        assert len(http.request("GET", fake.video_url(request_id)).data) == 200_000  # the second is whole
+    assert fake.faults_injected() == [{"fault": "disconnect", "path": "/videos/", "method": None, "count": 3}]
+    assert fake.faults.pending()[0]["first_per_path"] is True
+
+
+def test_probability_and_first_per_path_are_checked(fake):
+    for bad in (0, 1.5, -0.1, "half", True):
+        with pytest.raises(ValueError, match="probability"):
+            fake.inject("500", probability=bad)
+    with pytest.raises(ValueError, match="first_per_path"):
+        fake.inject("500", first_per_path="yes")
+    assert fake.faults.pending() == []
+
+
+def test_admin_probabilistic_faults_tally_and_seed(http, fake):
+    base = fake.base_url
+    request_id = fake.add_job()
+    assert admin(http, base, "POST", "/_fake/fault_seed", {"seed": 3}).json() == {"seed": 3}
+    assert admin(http, base, "POST", "/_fake/fault_seed", {"seed": "x"}).status == 400
+    path = f"/grok/v1/videos/{request_id}"
+    body = {"fault": "timeout", "count": -1, "probability": 1.0, "seconds": 0.05, "path": path}
+    added = admin(http, base, "POST", "/_fake/faults", body).json()["faults"]
+    assert added[0]["probability"] == 1.0 and added[0]["seconds"] == 0.05
+    assert poll(http, fake, request_id).status == 200  # slept, then answered
+    listed = admin(http, base, "GET", "/_fake/faults").json()
+    assert listed["injected"] == [{"fault": "timeout", "path": path, "method": None, "count": 1}]
+    assert admin(http, base, "POST", "/_fake/faults", {"fault": "500", "probability": 2}).status == 400
 
 
 @pytest.mark.parametrize(

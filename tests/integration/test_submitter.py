@@ -288,6 +288,25 @@ def test_no_slot_within_the_time_left_releases_the_reservation_and_requeues(
     assert reservation is not None and reservation.lease_until is None
 
 
+def test_a_create_that_could_outlast_the_invocation_is_not_started(
+    make_submitter: Callable[..., Submitter], store: JobStore, fake: FakeCometAPI, capture: EventCapture
+) -> None:
+    # The chaos run: a batch whose first create took its whole read timeout started another with
+    # 21 s left; the invocation was killed at its 60 s timeout and its batch came back 6 minutes
+    # later, its settled requests announced again. Here the client's longest call is 3 connects
+    # of 3.05 s, 0.4 s of backoff and a 1 s read: 10.55 s, plus the 10 s margin.
+    submitter = make_submitter()
+    event = request_event({"prompt": "a fox"})
+    with pytest.raises(RetryLater) as later:
+        submitter.handle(event, time_left=lambda: 20.0)
+    assert later.value.seconds == 0  # the slot was free: back in the queue at once, for a fresh invocation
+    assert creates(fake) == 0 and capture.drain() == []
+    reservation = store.get(submission_id(event["id"]))
+    assert reservation is not None and reservation.state is JobState.RESERVED and reservation.lease_until is None
+    assert submitter.handle(event, time_left=lambda: 21.0).outcome == "submitted"
+    assert creates(fake) == 1
+
+
 # --------------------------------------------------------------------------- ambiguous creates
 
 

@@ -76,7 +76,7 @@ T = TypeVar("T")
 class CometApiClient:
     """Create Grok video jobs and poll them. Thread-safe; share one instance per process."""
 
-    __slots__ = ("_base_url", "_key_provider", "_owns_pool", "_pool", "_retries", "_timeout")
+    __slots__ = ("_base_url", "_key_provider", "_max_call_seconds", "_owns_pool", "_pool", "_retries", "_timeout")
 
     def __init__(
         self,
@@ -114,6 +114,10 @@ class CometApiClient:
             raise_on_status=False,
             respect_retry_after_header=False,
         )
+        retries = self._retries.connect or 0
+        # urllib3 sleeps backoff_factor * 2 ** (n - 1) before the n-th retry, nothing before the first.
+        backoffs = sum(min(self._retries.backoff_factor * 2 ** (n - 1), 120.0) for n in range(2, retries + 1))
+        self._max_call_seconds = round((retries + 1) * connect_timeout + backoffs + read_timeout, 3)
         self._owns_pool = pool is None
         self._pool = pool or urllib3.PoolManager(
             num_pools=4, maxsize=maxsize, block=False, retries=self._retries, timeout=self._timeout
@@ -121,6 +125,16 @@ class CometApiClient:
 
     def __repr__(self) -> str:
         return f"CometApiClient(base_url={self._base_url!r})"
+
+    @property
+    def max_call_seconds(self) -> float:
+        """The longest one call can wait on the provider: every connect attempt timing out, the
+        backoffs between them, then the whole read timeout.
+
+        >>> CometApiClient("https://api.cometapi.com", lambda: "k", read_timeout=30.0).max_call_seconds
+        39.55
+        """
+        return self._max_call_seconds
 
     # --- calls --------------------------------------------------------------------------------
 

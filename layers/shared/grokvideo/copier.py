@@ -180,12 +180,12 @@ class Copier:
     def copy(self, request_id: str, *, receive_count: int = 1, time_limit: float | None = None) -> CopyResult:
         """Archive the job's video; raise ``RetryCopy`` (and nothing else) when the message must fail."""
         try:
-            return self._copy(request_id, time_limit)
+            return self._copy(request_id, time_limit, receive_count)
         except Exception as err:  # noqa: BLE001 - whatever failed, the decision table says what it means
             decision = decide(failure_kind(err), receive_count, self.max_receives, delays=self.retry_delays)
             return self._carry_out(decision, request_id, err, receive_count)
 
-    def _copy(self, request_id: str, time_limit: float | None) -> CopyResult:
+    def _copy(self, request_id: str, time_limit: float | None, receive_count: int = 1) -> CopyResult:
         job = self.store.get(request_id)
         if job is None:
             raise MissingJob(f"no job {request_id} in the table")
@@ -203,6 +203,14 @@ class Copier:
         stored = self.archiver.existing(self.bucket, key, listable_prefix=self.prefix)
         uploaded = stored is None
         if stored is None:
+            if receive_count > 1:
+                # An earlier delivery may have died mid-upload (killed, out of memory, timed out):
+                # its multipart upload would otherwise wait for the bucket's one-day lifecycle rule.
+                aborted = self.archiver.abort_stale_uploads(self.bucket, key)
+                if aborted:
+                    logger.info(
+                        "aborted uploads an earlier attempt left", extra={"request_id": request_id, "aborted": aborted}
+                    )
             stored = self.archiver.archive(
                 job.video_url, self.bucket, key, metadata={"request-id": request_id}, time_limit=time_limit
             )

@@ -63,11 +63,14 @@ from grokvideo.validation import (
 logger = Logger(child=True)
 
 MAX_SLOT_WAIT = 20.0  # seconds a delivery waits in-process for its create slot before requeueing
-TIME_MARGIN = 10.0  # seconds kept back from the invocation's remaining time
+TIME_MARGIN = 10.0  # seconds kept back from the invocation's remaining time, after the longest create call
 DECIDE_ROUNDS = 3  # a lost race on the reservation is decided again with what won it
 
 
 class Creator(Protocol):
+    @property
+    def max_call_seconds(self) -> float: ...
+
     def create_generation(
         self,
         prompt: str,
@@ -127,6 +130,10 @@ class Submitter:
         self.clock, self.sleep = clock, sleep
         self.relay = Relay(store, publisher, clock=clock)
         self.owner = owner or f"submit-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # A create starts only if it can end, every timeout spent, TIME_MARGIN before the invocation
+        # does: an invocation killed by its timeout sends its whole batch back after the queue's
+        # visibility timeout (6 minutes), settled requests and all, and its create ends uncertain.
+        self.create_seconds = client.max_call_seconds
 
     # --- one input event ----------------------------------------------------------------------
 
@@ -204,7 +211,7 @@ class Submitter:
     def _create(self, held: Job, request: SubmitRequest, time_left: Callable[[], float]) -> SubmitResult:
         try:
             input_url = self._url(request.image if isinstance(request, GenerationRequest) else request.video)
-            slot = self.limiter.take(max_wait=min(MAX_SLOT_WAIT, time_left() - TIME_MARGIN))
+            slot = self.limiter.take(max_wait=min(MAX_SLOT_WAIT, time_left() - TIME_MARGIN - self.create_seconds))
         except Exception:
             # Nothing was sent: free the key now, or the lease would run out and the next
             # delivery would have to call this create uncertain.
