@@ -49,7 +49,9 @@ the emulator kills at its own timeout explains nothing: that is a failure of its
 and a row of its own.
 
 ``--crash-last-copy`` adds a reproducer: one job's first two downloads answer 503 and its third,
-the last the copy queue allows, trickles; the copier streaming it is killed.
+the last the copy queue allows, trickles; the copier streaming it is killed. With no receive left,
+only a sweep can settle that job: the last attempt brings its next sweep forward (6 minutes), which
+asks for the copy again.
 """
 
 from __future__ import annotations

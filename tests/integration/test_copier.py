@@ -650,3 +650,53 @@ def test_the_handler_puts_a_failed_copy_back_for_its_backoff_then_the_last_recei
     assert receive(copy_queue)["Records"] == []
     dead = boto3.client("sqs").receive_message(QueueUrl=copy_queue["dlq"], WaitTimeSeconds=0).get("Messages", [])
     assert [json.loads(m["Body"])["detail"]["request_id"] for m in dead] == [rid]
+
+
+def test_a_last_attempt_that_dies_is_found_by_a_sweep_minutes_later_and_copied_again(
+    store: JobStore,
+    fake: FakeCometAPI,
+    capture: EventCapture,
+    publisher: EventPublisher,
+    bucket: Any,
+    make_sweeper: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seen in the chaos run: a copier killed on every attempt left its job SUCCEEDED with no
+    receive left to settle it. The last attempt now brings the job's next sweep forward."""
+    from grokvideo.copier import LAST_ATTEMPT_WATCH
+
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    copier = Copier(
+        store,
+        VideoArchiver(UrlGuard(("127.0.0.1",), allow_private=True), bucket, max_video_bytes=2**31),
+        publisher,
+        bucket=BUCKET,
+        max_receives=3,
+    )
+
+    def worker_dies(*args: Any, **kwargs: Any) -> Any:
+        raise SystemExit("killed")  # not an Exception: nothing in the copier can catch it
+
+    monkeypatch.setattr(copier.archiver, "archive", worker_dies)
+    with pytest.raises(SystemExit):
+        copier.copy(rid, receive_count=3)
+
+    job = store.get(rid)
+    assert job is not None and job.state is JobState.SUCCEEDED
+    assert job.next_poll_at is not None and job.next_poll_at <= time.time() + LAST_ATTEMPT_WATCH + 1
+    capture.drain()
+    report = make_sweeper(clock=lambda: time.time() + LAST_ATTEMPT_WATCH + 2).run()
+    assert report.stalled_copies == 1
+    [event] = capture.drain()
+    assert event["detail-type"] == "Video Generation Succeeded"  # the copy rule delivers it to the copier again
+
+
+def test_the_last_attempt_watch_outlives_the_copiers_timeout() -> None:
+    from cfnlint.decode import decode
+
+    from grokvideo.copier import LAST_ATTEMPT_WATCH
+
+    template, _ = decode(str(Path(__file__).resolve().parents[2] / "template.yaml"))
+    assert template is not None
+    assert LAST_ATTEMPT_WATCH > int(template["Resources"]["CopierFunction"]["Properties"]["Timeout"])

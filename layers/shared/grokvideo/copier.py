@@ -60,6 +60,10 @@ from grokvideo.outbox import RELAY_AFTER, Relay
 
 logger = Logger(child=True)
 
+LAST_ATTEMPT_WATCH = 360
+"""Seconds after a last copy attempt starts when a sweep looks at its job: the copier's timeout
+(300 s) and a minute more, so only an attempt that died is caught."""
+
 # Permanent reasons: asking again gets the same answer, so a redelivery does not copy again.
 PERMANENT = frozenset(r.value for r in ArchiveFailureReason) - {ArchiveFailureReason.TRANSFER_FAILED.value}
 # Seconds before a failed copy's message comes back, by receive count (1st, 2nd, 3rd and later):
@@ -198,6 +202,11 @@ class Copier:
             logger.warning("job is not ready to archive", extra={"request_id": request_id, "state": job.state})
             return CopyResult(request_id, job.state)
 
+        if receive_count >= self.max_receives and job.state is JobState.SUCCEEDED:
+            # The last attempt: if this invocation dies too (killed, out of memory, timed out), no
+            # receive is left to settle the job. A sweep finds it soon after instead of after the
+            # 6-hour copy watchdog, and asks for the copy again.
+            self.store.watch(job, at=int(self.clock()) + LAST_ATTEMPT_WATCH)
         key = self.key_for(request_id)
         # Our ListBucket covers our prefix only: a 403 there is a missing object (VideoArchiver.existing).
         stored = self.archiver.existing(self.bucket, key, listable_prefix=self.prefix)

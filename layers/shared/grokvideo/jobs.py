@@ -352,6 +352,17 @@ class JobStore:
             names={"#state": "state"},
         )
 
+    def watch(self, job: Job, *, at: int) -> Job | None:
+        """Bring a ``SUCCEEDED`` job's next sweep forward to ``at`` (a copy attempt that may die
+        without settling it); None if it is no longer ``SUCCEEDED``."""
+        return self.conditional_update(
+            job.request_id,
+            "SET next_poll_at = :at",
+            "#state = :succeeded AND attribute_exists(due_shard) AND attribute_not_exists(outbox)",
+            {":at": at, ":succeeded": JobState.SUCCEEDED.value},
+            names={"#state": "state"},
+        )
+
     def retire(self, job: Job, *, owner: str) -> Job | None:
         """Take a settled job that owes nothing out of the due index (it has no work left)."""
         return self.conditional_update(
