@@ -23,6 +23,7 @@ from local.fake_cometapi import FakeCometAPI
 from tests.handlers import FakeContext, load_handler
 from tests.integration.conftest import BUS, TABLE, EventCapture
 from tests.schema_check import assert_valid_event
+from tests.sqs_batches import receive_batch
 
 BUCKET = "grokvideo-videos"
 SQS_SAMPLE = json.loads((Path(__file__).resolve().parents[2] / "events" / "sqs-copy-message.json").read_text())
@@ -580,32 +581,8 @@ def enqueue(queue: dict[str, str], request_id: str) -> None:
 
 
 def receive(queue: dict[str, str], *, wait: float = 0) -> dict[str, Any]:
-    """What Lambda's SQS poller hands the function: the visible messages as one batch."""
-    deadline = time.monotonic() + wait
-    while True:
-        got = boto3.client("sqs").receive_message(
-            QueueUrl=queue["url"], MaxNumberOfMessages=1, AttributeNames=["All"], WaitTimeSeconds=0
-        )
-        messages = got.get("Messages", [])
-        if messages or time.monotonic() >= deadline:
-            break
-        time.sleep(0.1)
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue["arn"],
-                "awsRegion": "us-east-1",
-            }
-            for m in messages
-        ]
-    }
+    """What Lambda's SQS poller hands the copier (BatchSize 1): one visible message as a batch."""
+    return receive_batch(queue["url"], queue["arn"], wait=wait, max_messages=1)
 
 
 def test_the_handler_puts_a_failed_copy_back_for_its_backoff_then_the_last_receive_goes_to_the_dlq(

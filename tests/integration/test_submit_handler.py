@@ -6,7 +6,6 @@ moto holds the bus, the queue, the table and the secret; the fake CometAPI answe
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import boto3
@@ -17,6 +16,7 @@ from local.fake_cometapi import FakeCometAPI
 from tests.handlers import FakeContext, load_handler
 from tests.integration.conftest import API_KEY, BUS, TABLE, EventCapture
 from tests.schema_check import assert_valid_event
+from tests.sqs_batches import receive_batch
 
 GENERATIONS = "/grok/v1/videos/generations"
 INPUT_SOURCE = "com.example.app"
@@ -64,32 +64,7 @@ def put_request(detail: dict[str, Any], detail_type: str = "Video Generation Req
 
 def receive(queue: tuple[str, str], wait: float = 0) -> dict[str, Any]:
     """What Lambda's SQS poller would hand the function: the visible messages as one batch."""
-    url, arn = queue
-    deadline = time.monotonic() + wait
-    while True:
-        got = boto3.client("sqs").receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
-        )
-        messages = got.get("Messages", [])
-        if messages or time.monotonic() >= deadline:
-            break
-        time.sleep(0.1)
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": arn,
-                "awsRegion": "us-east-1",
-            }
-            for m in messages
-        ]
-    }
+    return receive_batch(*queue, wait=wait)
 
 
 def delete(queue: tuple[str, str], batch: dict[str, Any], failures: list[dict[str, str]]) -> None:
