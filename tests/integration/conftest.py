@@ -146,3 +146,54 @@ def make_sweeper(store: JobStore, publisher: EventPublisher, fake: FakeCometAPI)
 
     yield make
     assert [s.report.unexpected_errors for s in made] == [0] * len(made)
+
+
+# --- the grokvideo command against moto ----------------------------------------------------------
+
+STACK_OUTPUT_QUEUES = {
+    "CopyQueueUrl": "grokvideo-copy",
+    "CopyDeadLetterQueueUrl": "grokvideo-copy-dlq",
+    "SubmitQueueUrl": "grokvideo-submit",
+    "SubmitDeadLetterQueueUrl": "grokvideo-submit-dlq",
+    "RegisterDeadLetterQueueUrl": "grokvideo-register-dlq",
+    "PollerScheduleDeadLetterQueueUrl": "grokvideo-poller-dlq",
+}
+VIDEO_BUCKET = "grokvideo-videos"
+INPUT_BUCKET = "grokvideo-inputs"
+
+
+@pytest.fixture
+def deployment(store: JobStore, capture: EventCapture) -> Any:
+    """A stack's resources in moto (table, bus, queues, buckets, secret) and the ``Deployment`` the
+    command would find for them."""
+    from grokvideo.cli.deployment import Deployment
+
+    sqs = boto3.client("sqs")
+    s3 = boto3.client("s3")
+    outputs = {
+        "EventBusName": BUS,
+        "EventBusArn": f"arn:aws:events:us-east-1:123456789012:event-bus/{BUS}",
+        "EventSource": SOURCE,
+        "JobsTableName": TABLE,
+        "VideoBucketName": VIDEO_BUCKET,
+        "VideoPrefix": "grokvideo/",
+        "PollerFunctionName": "grokvideo-poller",
+        "RegisterFunctionName": "grokvideo-register",
+        "CopierFunctionName": "grokvideo-copier",
+        "SubmitFunctionName": "grokvideo-submit",
+    }
+    for output, name in STACK_OUTPUT_QUEUES.items():
+        outputs[output] = sqs.create_queue(QueueName=name)["QueueUrl"]
+    for bucket in (VIDEO_BUCKET, INPUT_BUCKET):
+        s3.create_bucket(Bucket=bucket)
+    secret = boto3.client("secretsmanager").create_secret(Name="grokvideo/cometapi-key", SecretString=API_KEY)
+    outputs["ApiKeySecretArn"] = secret["ARN"]
+    parameters = {"InputBucketNames": INPUT_BUCKET, "CometApiBaseUrl": "https://api.cometapi.com"}
+    return Deployment("grokvideo", outputs, parameters, boto3.Session())
+
+
+@pytest.fixture
+def cli(deployment: Any) -> Any:
+    from tests.cli_harness import Cli
+
+    return Cli(deployment)

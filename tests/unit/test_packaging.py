@@ -14,7 +14,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import grokvideo
-from grokvideo import cli
+from grokvideo.cli import app as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER_REQUIREMENTS = ROOT / "layers" / "shared" / "requirements.txt"
@@ -71,7 +71,7 @@ def test_build_backend_and_layout() -> None:
     # One version, grokvideo.__version__, which --version prints.
     assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
     assert setuptools["dynamic"]["version"] == {"attr": "grokvideo.__version__"}
-    assert project["project"]["scripts"] == {"grokvideo": "grokvideo.cli:main"}
+    assert project["project"]["scripts"] == {"grokvideo": "grokvideo.cli.app:main"}
 
 
 def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,7 +84,10 @@ def test_cli_help(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([flag]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: grokvideo ")
-    assert "--version" in out and "no commands yet" in out
+    assert "--version" in out
+    for command in ("submit", "edit", "track", "status", "list", "wait", "fetch", "redrive", "events", "doctor"):
+        assert f"    {command} " in out, command
+    assert "exit codes:" in out
 
 
 def test_cli_without_a_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,5 +99,10 @@ def test_cli_without_a_command_is_a_usage_error(capsys: pytest.CaptureFixture[st
 
 
 def test_cli_refuses_what_it_does_not_know(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["publish"]) == 2
+    assert "invalid choice: 'publish'" in capsys.readouterr().err
+
+
+def test_cli_names_a_missing_argument(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["submit"]) == 2
-    assert "unrecognized arguments: submit" in capsys.readouterr().err
+    assert "the following arguments are required: prompt" in capsys.readouterr().err

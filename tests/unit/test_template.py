@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode
 
 from grokvideo.copier import RETRY_DELAYS
+from grokvideo.jobs import DUE_INDEX, REF_INDEX, STATE_INDEX, JobSummary
 from tests.schema_check import assert_valid_entry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -433,14 +435,29 @@ def test_jobs_table(res: dict[str, Any]) -> None:
     assert t["SSESpecification"]["SSEEnabled"] is True
     assert list(t["KeySchema"]) == [{"AttributeName": "request_id", "KeyType": "HASH"}]
     attrs = {a["AttributeName"]: a["AttributeType"] for a in t["AttributeDefinitions"]}
-    assert attrs == {"request_id": "S", "due_shard": "N", "next_poll_at": "N"}
-    (gsi,) = t["GlobalSecondaryIndexes"]
-    assert gsi["IndexName"] == "due"
-    assert list(gsi["KeySchema"]) == [
-        {"AttributeName": "due_shard", "KeyType": "HASH"},
-        {"AttributeName": "next_poll_at", "KeyType": "RANGE"},
-    ]
-    assert gsi["Projection"]["ProjectionType"] == "ALL"
+    assert attrs == {
+        "request_id": "S",
+        "due_shard": "N",
+        "next_poll_at": "N",
+        "state": "S",
+        "registered_at": "N",
+        "client_ref": "S",
+    }
+    indexes = {g["IndexName"]: g for g in t["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {DUE_INDEX, STATE_INDEX, REF_INDEX}
+    keys = {name: [(k["AttributeName"], k["KeyType"]) for k in g["KeySchema"]] for name, g in indexes.items()}
+    assert keys[DUE_INDEX] == [("due_shard", "HASH"), ("next_poll_at", "RANGE")]
+    assert keys[STATE_INDEX] == [("state", "HASH"), ("registered_at", "RANGE")]
+    assert keys[REF_INDEX] == [("client_ref", "HASH"), ("registered_at", "RANGE")]
+    assert indexes[DUE_INDEX]["Projection"]["ProjectionType"] == "ALL"
+    assert indexes[REF_INDEX]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    # by_state projects exactly what a JobSummary reads, none of which changes on a poll (so a
+    # poll writes nothing to it).
+    projection = indexes[STATE_INDEX]["Projection"]
+    assert projection["ProjectionType"] == "INCLUDE"
+    summary = {f.name for f in fields(JobSummary)} - {"request_id", "state", "registered_at"}
+    assert set(projection["NonKeyAttributes"]) == summary
+    assert not summary & {"progress", "next_poll_at", "lease_owner", "lease_until", "attempts", "outbox"}
     assert res["JobsTable"]["DeletionPolicy"] == "Retain"
 
 

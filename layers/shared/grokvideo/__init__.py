@@ -15,7 +15,7 @@ Modules, one concern each:
 - ``sweep``      the poller: claim due jobs, poll them concurrently, transition, publish
 - ``urlguard``   what a video download may connect to
 - ``archive``    streaming copy of a finished video into S3
-- ``cli``        the ``grokvideo`` command (``pip install .``); standard library only
+- ``cli``        the ``grokvideo`` command (``pip install .``), not shipped in the layer
 """
 
 __all__ = ["__version__"]

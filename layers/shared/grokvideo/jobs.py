@@ -29,6 +29,8 @@ from botocore.exceptions import ClientError
 from grokvideo.models import JobState
 
 DUE_INDEX = "due"
+STATE_INDEX = "by_state"  # state + registered_at, a few attributes projected: `grokvideo list`
+REF_INDEX = "by_ref"  # client_ref + registered_at, keys only: `grokvideo status REF`
 JSON_ATTRIBUTES = ("metadata", "request")  # objects stored as JSON strings
 COPY_WATCHDOG = 6 * 3600
 """Seconds a ``SUCCEEDED`` job stays in the due index after its event went out: if no copy has
@@ -92,6 +94,27 @@ class Job:
         return cls(**values)
 
 
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    """What the ``by_state`` index holds of a job: enough for a line of ``grokvideo list``."""
+
+    request_id: str
+    state: JobState
+    registered_at: int
+    client_ref: str | None = None
+    reason: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    job_request_id: str | None = None  # a SUBMITTED reservation's provider job
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> JobSummary:
+        known = {f.name for f in fields(cls)}
+        values = {k: _from_dynamo(v) for k, v in item.items() if k in known}
+        values["state"] = JobState(values["state"])
+        return cls(**values)
+
+
 def _from_dynamo(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
@@ -119,8 +142,8 @@ class JobStore:
         finished_ttl_days: int = 30,
         dynamodb: Any = None,
     ) -> None:
-        resource = dynamodb or boto3.resource("dynamodb")
-        self._table = resource.Table(table_name)
+        self._resource = dynamodb or boto3.resource("dynamodb")
+        self._table = self._resource.Table(table_name)
         self.shards = shards
         self.first_poll_delay = first_poll_delay
         self.max_job_age = max_job_age
@@ -234,6 +257,63 @@ class JobStore:
                 at = int(item["next_poll_at"])
                 earliest = at if earliest is None else min(earliest, at)
         return earliest
+
+    def newest(self, state: JobState, *, since: int | None = None, limit: int) -> list[JobSummary]:
+        """Up to ``limit`` jobs in ``state``, newest first, registered at ``since`` or later.
+
+        One query of the ``by_state`` index: it reads exactly the items it returns (counted in
+        ``items_read``), however many older jobs the state holds. The jobs carry the projected
+        attributes only (state, times, ``client_ref``, ``reason``, S3 location).
+        """
+        condition = "#state = :state" + ("" if since is None else " AND registered_at >= :since")
+        values: dict[str, Any] = {":state": state.value}
+        if since is not None:
+            values[":since"] = since
+        kwargs: dict[str, Any] = {
+            "IndexName": STATE_INDEX,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        jobs: list[JobSummary] = []
+        while len(jobs) < limit:
+            page = self._table.query(**kwargs)
+            self.items_read += page.get("ScannedCount", 0)
+            jobs.extend(JobSummary.from_item(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs.update(ExclusiveStartKey=page["LastEvaluatedKey"], Limit=limit - len(jobs))
+        return jobs
+
+    def with_ref(self, client_ref: str, *, limit: int = 100) -> list[str]:
+        """Request ids of the jobs carrying ``client_ref``, newest first (the ``by_ref`` index)."""
+        page = self._table.query(
+            IndexName=REF_INDEX,
+            KeyConditionExpression="client_ref = :ref",
+            ExpressionAttributeValues={":ref": client_ref},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        self.items_read += page.get("ScannedCount", 0)
+        return [str(item["request_id"]) for item in page.get("Items", [])]
+
+    def get_many(self, request_ids: list[str]) -> dict[str, Job]:
+        """The jobs among ``request_ids`` that exist (strongly consistent, 100 ids per call)."""
+        found: dict[str, Job] = {}
+        for start in range(0, len(request_ids), 100):
+            keys: list[dict[str, Any]] = [
+                {"request_id": rid} for rid in dict.fromkeys(request_ids[start : start + 100])
+            ]
+            request = {self._table.name: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                answer = self._resource.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self._table.name, []):
+                    job = Job.from_item(item)
+                    found[job.request_id] = job
+                request = answer.get("UnprocessedKeys") or {}
+        return found
 
     # --- claims -----------------------------------------------------------------------------
 
