@@ -62,22 +62,26 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 
 
 def _request_options(parser: argparse.ArgumentParser) -> None:
+    """What a generation and an edit both take."""
     parser.add_argument("prompt", help="what the video should show (or how to change it)")
+    parser.add_argument("--model", choices=MODELS)
+    parser.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="one provider job per key; sending the same key again creates nothing (default: a new random key)",
+    )
+    _tracking_options(parser)
+
+
+def _generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=int, default=None, help=f"seconds, 1-15 (default {DEFAULT_DURATION})")
     parser.add_argument("--resolution", choices=RESOLUTIONS, help="1080p needs --model grok-imagine-video-1.5")
     parser.add_argument("--aspect-ratio", choices=ASPECT_RATIOS)
     parser.add_argument(
         "--image",
         metavar="FILE|URL|s3://",
-        help="start from an image: a local file (uploaded to "
-        "the stack's first input bucket), an https URL or s3://bucket/key",
-    )
-    parser.add_argument("--model", choices=MODELS)
-    _tracking_options(parser)
-    parser.add_argument(
-        "--idempotency-key",
-        metavar="KEY",
-        help="one provider job per key; sending the same key again creates nothing (default: random)",
+        help="start from an image: a local file (uploaded to the stack's first input bucket), "
+        "an https URL or s3://bucket/key in an input bucket",
     )
 
 
@@ -125,11 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("submit", "grokvideo.cli.requests:submit", "start a video from a prompt")
     _request_options(p)
-    p = command("edit", "grokvideo.cli.requests:edit", "change a video: a stored job's (--source) or any (--video)")
+    _generation_options(p)
+    p = command("edit", "grokvideo.cli.requests:edit", "change a video: a stored job's (--source) or another (--video)")
     _request_options(p)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--source", metavar="REQUEST_ID", help="a STORED job of this stack")
-    source.add_argument("--video", metavar="URL|s3://", help="an https URL or s3://bucket/key in an input bucket")
+    source.add_argument(
+        "--video",
+        metavar="FILE|URL|s3://",
+        help="a local file (uploaded to the first input bucket), an https URL or s3://bucket/key in an input bucket",
+    )
     p = command("track", "grokvideo.cli.requests:track", "follow a request_id started elsewhere to the end")
     p.add_argument("request_id")
     _tracking_options(p)
