@@ -21,11 +21,13 @@ From a fresh clone it
    request_id, client_ref `demo-edit`), adds it to the live table, kicks the poller again when the
    edit is submitted unless the sweep kicked last is still going, and waits until every job is
    STORED or failed,
-6. prints the final table with the provider-done -> Video Stored latency against its bound (poll
-   interval + copy time + 5 s), demo-1's manifest (`<request_id>.json` beside its video), how many
+6. prints the final table with the `grokvideo` command (`grokvideo --local list --since ...`), each
+   job's provider-done -> Video Stored latency against its bound (poll interval + copy time +
+   5 s), demo-1's manifest (`<request_id>.json` beside its video), how many
    provider jobs the fake created for demo-1's two requests (`GET /_fake/creates`) and how the
    submit function handled the two (its log: submitted, then announced),
-7. saves the smallest stored video and its manifest to ./out/ and leaves the stack running.
+7. saves the smallest stored video with `grokvideo --local fetch` (which checks its sha256) and its
+   manifest to ./out/, and leaves the stack running.
 
 It exits non-zero, naming the stuck jobs, if they are not all finished within TIMEOUT seconds of
 the first events being put, and if anything else is unexpected: a `done` job not STORED, a
@@ -37,16 +39,17 @@ STORED, or more than one provider job for demo-1. Stop everything with `make loc
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -589,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     say("6/7 results")
+    listed = grokvideo("list", "--since", datetime.fromtimestamp(since_wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     report(jobs, fake_url, poll_interval, logs, outputs, since_ms)
     manifest = show_manifest(s3, first)
     created = provider_jobs_for(first, fake_url, since_wall)
@@ -601,7 +605,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"7/7 done in {elapsed:.0f} s. The stack and the fake CometAPI keep running:")
     print(f"""
   play a video:   {saved or "(none stored)"}
-  look around:    make local-status          (outputs, jobs by state, queue depths)
+  look around:    .venv/bin/grokvideo --local list        (status ID, wait ID, fetch ID, events --follow, doctor)
+                  make local-status          (outputs, jobs by state, queue depths)
                   eval "$(python local/stack.py env)"   # AWS_ENDPOINT_URL + dummy credentials
                   aws s3 ls s3://{bucket} --recursive
                   aws dynamodb scan --table-name {table}
@@ -613,6 +618,12 @@ def main(argv: list[str] | None = None) -> int:
   stop it all:    make local-down             (python local/stack.py down)
 """)
     problems = [f"{job.client_ref}: {wrong}" for job in jobs if (wrong := job.unexpected())]
+    if listed.returncode != 0 or first.request_id not in listed.stdout:
+        problems.append(
+            f"grokvideo list: exit {listed.returncode}, {first.request_id} listed: {first.request_id in listed.stdout}"
+        )
+    if saved is None and any(job.state == "STORED" for job in jobs):
+        problems.append("grokvideo fetch: no video saved")
     if edit is None:
         problems.append(f"demo-edit: never requested ({first.client_ref} did not end STORED)")
     if created != 1:
@@ -638,9 +649,9 @@ def report(
     if len(copy_secs) < sum(j.state == "STORED" for j in jobs):
         time.sleep(1.5)  # log delivery lags a little
         copy_secs = copy_durations(logs, outputs["CopierFunctionName"], since_ms)
-    headers = ["client_ref", "request_id", "state", "size", "sha256", "done->stored", "bound", ""]
-    right = {"size", "done->stored", "bound"}
-    rows: list[tuple[DemoJob, list[str]]] = []
+    headers = ["client_ref", "request_id", "done->stored", "bound", ""]
+    right = {"done->stored", "bound"}
+    rows: list[list[str]] = []
     for job in jobs:
         it = job.item
         latency = bound = "-"
@@ -655,23 +666,16 @@ def report(
                 verdict = "ok" if lat <= limit else "OVER"
         elif job.state == "FAILED" and job.request_id in done_at and it.get("completed_at"):
             latency = f"({float(it['completed_at']) - done_at[job.request_id]:.1f} s)"
-        size = f"{int(it['size_bytes']):,}" if it.get("size_bytes") is not None else "-"
-        cells = [job.client_ref, job.request_id, _state_text(job)]
-        rows.append((job, [*cells, size, str(it.get("sha256", "-"))[:12], latency, bound, verdict]))
-    widths = [max(len(h), *(len(cells[i]) for _, cells in rows)) for i, h in enumerate(headers)]
+        rows.append([job.client_ref, job.request_id, latency, bound, verdict])
+    widths = [max(len(h), *(len(cells[i]) for cells in rows)) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> list[str]:
         return [c.rjust(w) if h in right else c.ljust(w) for h, c, w in zip(headers, cells, widths, strict=True)]
 
     print()
-    stored = next((j.item for j in jobs if j.state == "STORED"), None)
-    if stored:  # one bucket, one key scheme: say it once instead of a column each
-        prefix = str(stored["key"])[: -len(f"{stored['request_id']}.mp4")]
-        print(f"stored videos: s3://{stored['bucket']}/{prefix}<request_id>.mp4 (and <request_id>.json)")
     print(BOLD + "  ".join(line(headers)).rstrip() + RESET)
-    for job, cells in rows:
+    for cells in rows:
         out = line(cells)
-        out[2] = _color(job, out[2])
         if out[-1].strip():
             out[-1] = f"{GREEN if cells[-1] == 'ok' else RED}{out[-1]}{RESET}"
         print("  ".join(out).rstrip())
@@ -740,6 +744,25 @@ def provider_jobs_for(job: DemoJob, fake_url: str, since_wall: float) -> int:
     return sum(per_id[rid] for rid in mine)
 
 
+def grokvideo(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``grokvideo --local <args>`` (this checkout's command, as a user types it) and show it."""
+    print(f"\n{BOLD}$ grokvideo --local {' '.join(args)}{RESET}", flush=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "layers" / "shared")}
+    result = subprocess.run(
+        [sys.executable, "-m", "grokvideo.cli.app", "--local", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    print(result.stdout + result.stderr, end="", flush=True)
+    if result.returncode != 0:
+        say(f"{RED}grokvideo {args[0]} exited {result.returncode}{RESET}")
+    return result
+
+
 def save_video(s3: Any, jobs: list[DemoJob]) -> str | None:
     stored = [j for j in jobs if j.state == "STORED"]
     if not stored:
@@ -747,14 +770,9 @@ def save_video(s3: Any, jobs: list[DemoJob]) -> str | None:
     job = min(stored, key=lambda j: int(j.item.get("size_bytes", 0)))  # the real (playable) 1 s MP4
     out_dir = Path.cwd() / "out"
     out_dir.mkdir(exist_ok=True)
-    path = out_dir / f"{job.request_id}.mp4"
-    tmp = path.with_suffix(".part")
-    s3.download_file(job.item["bucket"], job.item["key"], str(tmp))
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    shutil.move(tmp, path)
-    check = "matches" if digest == job.item.get("sha256") else f"{RED}DIFFERS from{RESET}"
-    shown = path.relative_to(Path.cwd())
-    say(f"saved s3://{job.item['bucket']}/{job.item['key']} to ./{shown} (sha256 {check} the job's)")
+    shown = (out_dir / f"{job.request_id}.mp4").relative_to(Path.cwd())
+    if grokvideo("fetch", job.request_id, "-o", str(Path.cwd() / shown)).returncode != 0:
+        return None
     manifest = read_manifest(s3, job)
     if manifest is not None:
         (out_dir / f"{job.request_id}.json").write_text(json.dumps(manifest, indent=2) + "\n")

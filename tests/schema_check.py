@@ -129,9 +129,7 @@ def assert_valid_entry(entry: dict[str, Any] | str, *, input_event: bool = False
     assert isinstance(detail_type, str), f"no detail-type in {sorted(entry)}"
     if isinstance(detail, str):
         detail = json.loads(detail)
-    assert isinstance(detail, dict), (
-        f"{detail_type}: detail must be a JSON object, got {type(detail).__name__}"
-    )
+    assert isinstance(detail, dict), f"{detail_type}: detail must be a JSON object, got {type(detail).__name__}"
     assert_valid_event(detail_type, detail, input_event=input_event)
     return detail
 
@@ -165,9 +163,7 @@ def sample_output_events() -> dict[ev.DetailType, ev.OutputEvent]:
             submitted_at=1773297002,
             completed_at=1773297014,
         ),
-        ev.DetailType.FAILED: ev.generation_failed(
-            **common, reason=FailureReason.MODERATED, message="blocked"
-        ),
+        ev.DetailType.FAILED: ev.generation_failed(**common, reason=FailureReason.MODERATED, message="blocked"),
         ev.DetailType.STORED: ev.video_stored(
             **common,
             bucket="grokvideo-videos",

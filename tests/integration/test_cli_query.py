@@ -55,7 +55,7 @@ def test_status_shows_state_times_cost_and_location(cli: Any, store: JobStore) -
 
 def test_status_json_for_scripts(cli: Any, store: JobStore) -> None:
     _stored(store, "job-1", at=NOW)
-    record = cli("status", "job-1", "--json").json()
+    (record,) = cli("status", "job-1", "--json").json()
     assert record["state"] == "STORED"
     assert record["s3_uri"] == "s3://grokvideo-videos/grokvideo/job-1.mp4"
     assert record["sha256"] == "ab" * 32 and record["cost_usd"] == 0.05
@@ -65,8 +65,22 @@ def test_status_json_for_scripts(cli: Any, store: JobStore) -> None:
 def test_status_finds_jobs_by_client_ref(cli: Any, store: JobStore) -> None:
     _stored(store, "job-1", at=NOW, ref="campaign-9")
     _stored(store, "job-2", at=NOW + 5, ref="campaign-9")
+    # job-2's submission: SUBMITTED records stand aside for their job; one still submitting does not
+    store.put_new(
+        store.new_item(
+            "submission-2",
+            JobState.SUBMITTED,
+            now=NOW + 4,
+            client_ref="campaign-9",
+            metadata=None,
+            job_request_id="job-2",
+        )
+    )
+    store.put_new(
+        store.new_item("submission-3", JobState.RESERVED, now=NOW + 6, client_ref="campaign-9", metadata=None)
+    )
     records = cli("status", "campaign-9", "--json").json()
-    assert [r["request_id"] for r in records] == ["job-2", "job-1"]
+    assert [r["request_id"] for r in records] == ["submission-3", "job-2", "job-1"]
 
 
 def test_status_of_an_unknown_id_says_so_and_exits_4(cli: Any, store: JobStore) -> None:

@@ -245,9 +245,7 @@ def test_connection_refused_is_retryable() -> None:
 
 
 def test_429_surfaces_at_once_with_retry_after(server: FakeServer) -> None:
-    server.route(
-        "GET", VIDEO, Canned(429, b'{"error":{"message":"slow down","code":"rate"}}', {"Retry-After": "7"})
-    )
+    server.route("GET", VIDEO, Canned(429, b'{"error":{"message":"slow down","code":"rate"}}', {"Retry-After": "7"}))
     with pytest.raises(RateLimitedError) as info:
         make_client(server.url).get_video("abc-123")
     assert info.value.retry_after == 7 and info.value.status == 429

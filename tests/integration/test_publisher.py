@@ -119,9 +119,7 @@ def test_entry_exactly_at_the_limit_is_sent(capture: EventCapture) -> None:
 def test_partial_failure_retries_only_the_failed_entries() -> None:
     flaky = Flaky({"job-0003": 1, "job-0007": 2})
     sleeps: list[float] = []
-    EventPublisher(BUS, SOURCE, client=flaky, sleep=sleeps.append).publish(
-        [failed_event(n) for n in range(10)]
-    )
+    EventPublisher(BUS, SOURCE, client=flaky, sleep=sleeps.append).publish([failed_event(n) for n in range(10)])
     assert flaky.calls[0] == [f"job-{n:04d}" for n in range(10)]
     assert flaky.calls[1:] == [["job-0003", "job-0007"], ["job-0007"]]
     assert sorted(flaky.accepted) == [f"job-{n:04d}" for n in range(10)]
@@ -146,9 +144,7 @@ def test_permanent_error_code_is_not_retried() -> None:
     flaky = Flaky({"job-0001": 99}, code="NotAuthorizedForSourceException")
     sleeps: list[float] = []
     with pytest.raises(EventPublishError, match="NotAuthorizedForSourceException"):
-        EventPublisher(BUS, SOURCE, client=flaky, sleep=sleeps.append).publish(
-            [failed_event(0), failed_event(1)]
-        )
+        EventPublisher(BUS, SOURCE, client=flaky, sleep=sleeps.append).publish([failed_event(0), failed_event(1)])
     assert len(flaky.calls) == 1 and sleeps == []
     assert flaky.accepted == ["job-0000"]
 
@@ -159,9 +155,7 @@ def test_throttling_client_error_is_retried_then_succeeds(aws: None) -> None:
     sleeps: list[float] = []
     with Stubber(client) as stub:
         stub.add_client_error("put_events", service_error_code="ThrottlingException", http_status_code=400)
-        stub.add_response(
-            "put_events", {"FailedEntryCount": 0, "Entries": [{"EventId": "e1"}]}, {"Entries": [entry]}
-        )
+        stub.add_response("put_events", {"FailedEntryCount": 0, "Entries": [{"EventId": "e1"}]}, {"Entries": [entry]})
         EventPublisher(BUS, SOURCE, client=client, sleep=sleeps.append).publish_one(failed_event(1))
         stub.assert_no_pending_responses()
     assert len(sleeps) == 1
@@ -171,9 +165,7 @@ def test_client_errors_until_the_end_raise_publish_error(aws: None) -> None:
     client = boto3.client("events")
     with Stubber(client) as stub:
         for _ in range(3):
-            stub.add_client_error(
-                "put_events", service_error_code="ThrottlingException", http_status_code=400
-            )
+            stub.add_client_error("put_events", service_error_code="ThrottlingException", http_status_code=400)
         with pytest.raises(EventPublishError, match="ThrottlingException") as info:
             EventPublisher(BUS, SOURCE, client=client, max_attempts=3, sleep=lambda _s: None).publish_one(
                 failed_event(1)

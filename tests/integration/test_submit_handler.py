@@ -38,9 +38,7 @@ def submit_queue(aws: None, capture: EventCapture) -> tuple[str, str]:
 
 
 @pytest.fixture
-def handler(
-    monkeypatch: pytest.MonkeyPatch, store: JobStore, fake: FakeCometAPI, submit_queue: tuple[str, str]
-) -> Any:
+def handler(monkeypatch: pytest.MonkeyPatch, store: JobStore, fake: FakeCometAPI, submit_queue: tuple[str, str]) -> Any:
     arn = boto3.client("secretsmanager").create_secret(Name="grokvideo/cometapi-key", SecretString=API_KEY)["ARN"]
     for name, value in {
         "TABLE_NAME": TABLE,

@@ -127,9 +127,7 @@ def test_fail_reason_url_ignored_unless_status_is_success() -> None:
     assert parse_status(200, raw(doc)) == Pending("IN_PROGRESS/processing", 40)
 
 
-@pytest.mark.parametrize(
-    "fail_reason", ["ftp://vidgen.x.ai/v.mp4", "javascript:alert(1)", "not a url", "https://"]
-)
+@pytest.mark.parametrize("fail_reason", ["ftp://vidgen.x.ai/v.mp4", "javascript:alert(1)", "not a url", "https://"])
 def test_fail_reason_must_be_http_url(fail_reason: str) -> None:
     doc = seed()
     del doc["data"]["data"]["video"]["url"]
@@ -204,9 +202,7 @@ def test_202_with_json_body_is_parsed() -> None:
     assert parse_status(202, raw({"status": "queued", "progress": 0})) == Pending("queued", 0)
 
 
-@pytest.mark.parametrize(
-    "wrapper", ["NOT_START", "SUBMITTED", "QUEUED", "IN_PROGRESS", "UNKNOWN", "", "SOMETHING_NEW"]
-)
+@pytest.mark.parametrize("wrapper", ["NOT_START", "SUBMITTED", "QUEUED", "IN_PROGRESS", "UNKNOWN", "", "SOMETHING_NEW"])
 @pytest.mark.parametrize("nested", ["pending", "queued", "processing", "", "brand_new", None])
 def test_unfinished_and_unknown_statuses_are_pending(wrapper: str, nested: str | None) -> None:
     result = parse_status(200, raw(envelope(wrapper, nested, fail_reason=URL)))
@@ -541,9 +537,7 @@ KEYS = st.sampled_from(
 )  # fmt: skip
 ANY_JSON = st.recursive(
     SCALARS,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(KEYS | st.text(max_size=8), children, max_size=6)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(KEYS | st.text(max_size=8), children, max_size=6),
     max_leaves=30,
 )
 STATUSES = (
@@ -563,10 +557,7 @@ STATUSES = (
     )
     | SCALARS
 )
-URLS = (
-    st.sampled_from([URL, "http://127.0.0.1/v.mp4", "ftp://x/v.mp4", "https://", "", "https://a b/c"])
-    | SCALARS
-)
+URLS = st.sampled_from([URL, "http://127.0.0.1/v.mp4", "ftp://x/v.mp4", "https://", "", "https://a b/c"]) | SCALARS
 VIDEO = (
     st.fixed_dictionaries(
         {}, optional={"url": URLS, "duration": SCALARS, "respect_moderation": st.booleans() | ANY_JSON}

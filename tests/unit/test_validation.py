@@ -228,9 +228,7 @@ def test_validator_and_every_schema_agree_on_any_client_ref(value: str) -> None:
 
 def test_metadata() -> None:
     assert validate_metadata(None) == {}
-    assert validate_metadata({"a": [1, 2.5, None, True, {"b": "c"}]}) == {
-        "a": [1, 2.5, None, True, {"b": "c"}]
-    }
+    assert validate_metadata({"a": [1, 2.5, None, True, {"b": "c"}]}) == {"a": [1, 2.5, None, True, {"b": "c"}]}
     cases: list[tuple[Any, str]] = [
         ([1], "must be an object, got list"),
         ("{}", "must be an object, got str"),
@@ -266,9 +264,7 @@ def test_metadata_size_counts_utf8_bytes() -> None:
 def test_parse_track_request() -> None:
     got = parse_track_request({"request_id": "abc", "client_ref": "r", "metadata": {"k": 1}, "future": "x"})
     assert got == TrackRequest(request_id="abc", client_ref="r", metadata={"k": 1})
-    assert parse_track_request({"request_id": "abc", "client_ref": None, "metadata": None}) == TrackRequest(
-        "abc"
-    )
+    assert parse_track_request({"request_id": "abc", "client_ref": None, "metadata": None}) == TrackRequest("abc")
 
 
 def test_parse_track_request_collects_every_error() -> None:

@@ -177,9 +177,7 @@ class CometApiClient:
             payload["image"] = {"url": image_url}
         return self._call("POST", GENERATIONS_PATH, payload, _created)
 
-    def create_edit(
-        self, prompt: str, video_url: str, *, model: str = DEFAULT_MODEL, user: str | None = None
-    ) -> str:
+    def create_edit(self, prompt: str, video_url: str, *, model: str = DEFAULT_MODEL, user: str | None = None) -> str:
         """Start an edit of an existing video (at most ~8.7 s); return its ``request_id``.
 
         ``client.create_edit("make it night", "https://example.com/in.mp4") -> "4b2cd27e-..."``.

@@ -110,9 +110,7 @@ def _number(value: int | float | Decimal | None) -> int | float | None:
     return value
 
 
-def _within(
-    value: int | float | Decimal | None, low: float, high: float, *, low_included: bool
-) -> int | float | None:
+def _within(value: int | float | Decimal | None, low: float, high: float, *, low_included: bool) -> int | float | None:
     """``_number(value)`` when it lies in the schema's range, else None."""
     number = _number(value)
     if number is None or number > high or number < low or (number == low and not low_included):
@@ -314,9 +312,7 @@ def serialize_detail(detail: Mapping[str, Any]) -> str:
     >>> serialize_detail({"duration": Decimal("1"), "cost_usd": Decimal("0.05")})
     '{"duration":1,"cost_usd":0.05}'
     """
-    return json.dumps(
-        detail, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
-    )
+    return json.dumps(detail, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default)
 
 
 def entry_size(entry: Mapping[str, Any]) -> int:
@@ -465,8 +461,7 @@ class EventPublisher:
         if size > MAX_ENTRY_BYTES:
             label = f"{event.detail_type.value} {event.request_id or '-'}: EventTooLarge ({size} bytes)"
             raise EventTooLargeError(
-                f"{event.detail_type.value} event is {size} bytes, "
-                f"over the PutEvents limit of {MAX_ENTRY_BYTES}",
+                f"{event.detail_type.value} event is {size} bytes, over the PutEvents limit of {MAX_ENTRY_BYTES}",
                 failed=[label],
             )
         return _Item(event, entry, size)

@@ -155,4 +155,3 @@ def decide_poll(job: Job, answer: PollStatus | CometApiError, *, now: float, pol
 def _backoff(job: Job, now: float, policy: PollPolicy, **changes: int | None) -> Reschedule:
     attempts = job.attempts + 1
     return Reschedule(at=int(now + policy.schedule.delay(attempts)) + 1, attempts=attempts, **changes)
-

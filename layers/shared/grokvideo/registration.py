@@ -70,4 +70,3 @@ def register_track_request(
         task_token=request.task_token,
     )
     return Registration(request_id=request.request_id, created=created)
-

@@ -202,9 +202,7 @@ def parse_created(http_status: int, body: bytes, retry_after: str | None = None)
     for candidate in candidates:
         if is_valid_request_id(candidate):
             return candidate
-    raise CometApiError(
-        f"CometAPI HTTP {http_status}: answer carries no valid request_id", status=http_status
-    )
+    raise CometApiError(f"CometAPI HTTP {http_status}: answer carries no valid request_id", status=http_status)
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -329,11 +327,7 @@ def _interpret(doc: Json, now: float) -> PollStatus:
     if inner in _EXPIRED:
         return Failed(FailureReason.EXPIRED, "the provider expired the job")
 
-    done = (
-        inner in _DONE
-        or (outer in _DONE and inner not in _RUNNING)
-        or (not inner and not outer and bool(video))
-    )
+    done = inner in _DONE or (outer in _DONE and inner not in _RUNNING) or (not inner and not outer and bool(video))
     if done:
         url = (
             _video_url(video.get("url"))
@@ -396,13 +390,9 @@ def _load_object(status: int, body: bytes) -> Json:
     try:
         doc = _loads(body)
     except (ValueError, RecursionError, TypeError):
-        raise RetryableError(
-            f"CometAPI HTTP {status}: body is not JSON ({len(body)} bytes)", status=status
-        ) from None
+        raise RetryableError(f"CometAPI HTTP {status}: body is not JSON ({len(body)} bytes)", status=status) from None
     if not isinstance(doc, dict):
-        raise RetryableError(
-            f"CometAPI HTTP {status}: expected a JSON object, got {type(doc).__name__}", status=status
-        )
+        raise RetryableError(f"CometAPI HTTP {status}: expected a JSON object, got {type(doc).__name__}", status=status)
     return doc
 
 

@@ -96,9 +96,7 @@ def validate_request_id(value: object, field: str = "request_id") -> str:
     if value == "":
         raise ValidationError([f"{field}: must not be empty"])
     if len(value) > REQUEST_ID_MAX_LENGTH:
-        raise ValidationError(
-            [f"{field}: must be at most {REQUEST_ID_MAX_LENGTH} characters, got {len(value)}"]
-        )
+        raise ValidationError([f"{field}: must be at most {REQUEST_ID_MAX_LENGTH} characters, got {len(value)}"])
     if not REQUEST_ID_PATTERN.match(value):
         raise ValidationError([f"{field}: may contain only A-Z, a-z, 0-9, '-' and '_', got {_show(value)}"])
     return value
@@ -116,13 +114,9 @@ def validate_client_ref(value: object, field: str = "client_ref") -> str | None:
     if not isinstance(value, str):
         raise ValidationError([f"{field}: must be a string, got {_type_name(value)}"])
     if len(value) > CLIENT_REF_MAX_LENGTH:
-        raise ValidationError(
-            [f"{field}: must be at most {CLIENT_REF_MAX_LENGTH} characters, got {len(value)}"]
-        )
+        raise ValidationError([f"{field}: must be at most {CLIENT_REF_MAX_LENGTH} characters, got {len(value)}"])
     if _CLIENT_REF_FORBIDDEN.search(value):
-        raise ValidationError(
-            [f"{field}: must not contain control or non-printable characters, got {_show(value)}"]
-        )
+        raise ValidationError([f"{field}: must not contain control or non-printable characters, got {_show(value)}"])
     return value
 
 
@@ -336,9 +330,7 @@ def _duration(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError([f"{field}: must be an integer number of seconds, got {_type_name(value)}"])
     if not DURATION_MIN <= value <= DURATION_MAX:
-        raise ValidationError(
-            [f"{field}: must be between {DURATION_MIN} and {DURATION_MAX} seconds, got {value}"]
-        )
+        raise ValidationError([f"{field}: must be between {DURATION_MIN} and {DURATION_MAX} seconds, got {value}"])
     return value
 
 

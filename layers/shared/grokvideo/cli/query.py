@@ -49,7 +49,7 @@ def parse_since(value: str, *, now: float) -> int:
 
 def resolve(ctx: Context, ids: list[str]) -> list[Job]:
     """The jobs named by ``ids`` (request id, submission id or client ref), in order; a clear
-    error for any that matches nothing."""
+    error for any that matches nothing. A ref stands for its jobs and unfinished submissions."""
     store = ctx.deployment.store
     with aws_errors("reading the jobs table"):
         found = store.get_many(ids)
@@ -64,7 +64,8 @@ def resolve(ctx: Context, ids: list[str]) -> list[Job]:
                 missing.append(name)
                 continue
             by_ref = store.get_many(refs)
-            jobs.extend(by_ref[rid] for rid in refs if rid in by_ref)
+            # A submission that started a job carries the ref too; the job stands for both.
+            jobs.extend(by_ref[rid] for rid in refs if rid in by_ref and by_ref[rid].state is not JobState.SUBMITTED)
     if missing:
         raise CliError(
             f"no job, submission or client_ref {', '.join(map(repr, missing))} in stack {ctx.deployment.name!r}: "
@@ -77,8 +78,7 @@ def resolve(ctx: Context, ids: list[str]) -> list[Job]:
 def status(ctx: Context) -> int:
     jobs = resolve(ctx, ctx.args.ids)
     if ctx.json:
-        records = [render.job_record(job) for job in jobs]
-        render.print_json(records[0] if len(records) == 1 else records, ctx.out)
+        render.print_json([render.job_record(job) for job in jobs], ctx.out)  # a list, however many
     else:
         print("\n\n".join(render.status_text(job, now=ctx.clock()) for job in jobs), file=ctx.out)
     return ExitCode.OK
@@ -94,15 +94,9 @@ def newest_jobs(ctx: Context, states: list[JobState], *, since: int | None, limi
     return list(merged)[:limit]
 
 
-LISTED_STATES = [
-    JobState.PENDING,
-    JobState.SUCCEEDED,
-    JobState.STORED,
-    JobState.FAILED,
-    JobState.ARCHIVE_FAILED,
-    JobState.RESERVED,
-    JobState.SUBMITTED,
-]
+LISTED_STATES = [JobState.PENDING, JobState.SUCCEEDED, JobState.STORED, JobState.FAILED, JobState.ARCHIVE_FAILED]
+"""What ``list`` shows without ``--state``: jobs. A submission's record (RESERVED, then SUBMITTED
+beside the job it started) is listed only when asked for; one that failed is FAILED, so listed."""
 
 
 def list_jobs(ctx: Context) -> int:
