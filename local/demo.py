@@ -747,10 +747,9 @@ def provider_jobs_for(job: DemoJob, fake_url: str, since_wall: float) -> int:
 def grokvideo(*args: str) -> subprocess.CompletedProcess[str]:
     """Run ``grokvideo --local <args>`` (this checkout's command, as a user types it) and show it."""
     print(f"\n{BOLD}$ grokvideo --local {' '.join(args)}{RESET}", flush=True)
-    env = {**os.environ, "PYTHONPATH": str(REPO / "layers" / "shared")}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "layers" / "shared"), "GROKVIDEO_LOCAL_DIR": str(stack.LOCAL)}
     result = subprocess.run(
         [sys.executable, "-m", "grokvideo.cli.app", "--local", *args],
-        cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
@@ -771,7 +770,7 @@ def save_video(s3: Any, jobs: list[DemoJob]) -> str | None:
     out_dir = Path.cwd() / "out"
     out_dir.mkdir(exist_ok=True)
     shown = (out_dir / f"{job.request_id}.mp4").relative_to(Path.cwd())
-    if grokvideo("fetch", job.request_id, "-o", str(Path.cwd() / shown)).returncode != 0:
+    if grokvideo("fetch", job.request_id, "-o", str(shown)).returncode != 0:
         return None
     manifest = read_manifest(s3, job)
     if manifest is not None:

@@ -306,3 +306,35 @@ def test_fetch_of_a_job_without_a_video_says_what_to_do(cli: Any, store: JobStor
     store.register("job-1", now=NOW)
     result = cli("fetch", "job-1")
     assert result.code == 4 and "grokvideo wait job-1" in result.err
+
+
+def test_on_a_terminal_the_bars_are_redrawn_in_place(cli: Any, store: JobStore, clock: Clock) -> None:
+    """Two jobs, three looks: each look after the first moves the cursor up two lines and redraws."""
+    import io
+
+    from grokvideo.cli import app
+    from grokvideo.cli.context import Context
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    store.register("a", now=NOW)
+    store.register("b", now=NOW)
+    clock.steps = [
+        lambda: store.table.update_item(
+            Key={"request_id": "a"}, UpdateExpression="SET progress = :p", ExpressionAttributeValues={":p": 50}
+        ),
+        lambda: (store_video(store, "a", data=b"v"), store_video(store, "b", data=b"v")),
+    ]
+    err = Terminal()
+
+    def context(args: Any) -> Context:
+        return Context(args, lambda: cli.deployment, out=io.StringIO(), err=err, clock=clock, sleep=clock.sleep)
+
+    assert app.main(["wait", "a", "b"], context=context) == 0
+    frames = err.getvalue().split("\x1b[2F")
+    assert len(frames) == 3
+    assert "a  [????" in frames[0] and "generating" in frames[0]
+    assert " 50%  generating" in frames[1]
+    assert frames[2].count("stored") == 2
