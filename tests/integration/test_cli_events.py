@@ -154,9 +154,9 @@ def test_ctrl_c_still_removes_the_rule_and_the_queue(cli: Cli, arrivals: Arrival
         bridge, sqs = boto3.client("events"), boto3.client("sqs")
         seen["pattern"] = json.loads(bridge.describe_rule(Name=rule, EventBusName=BUS)["EventPattern"])
         seen["targets"] = bridge.list_targets_by_rule(Rule=rule, EventBusName=BUS)["Targets"]
-        seen["policy"] = json.loads(
-            sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"])["Attributes"]["Policy"]
-        )
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+        seen["policy"] = json.loads(attributes["Policy"])
+        seen["retention"] = attributes["MessageRetentionPeriod"]
         seen["rule_arn"] = bridge.describe_rule(Name=rule, EventBusName=BUS)["Arn"]
         stored("job-1")()
 
@@ -176,6 +176,7 @@ def test_ctrl_c_still_removes_the_rule_and_the_queue(cli: Cli, arrivals: Arrival
     assert statement["Action"] == "sqs:SendMessage"
     assert statement["Resource"] == seen["targets"][0]["Arn"]
     assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": seen["rule_arn"]}}
+    assert seen["retention"] == "3600"  # a tap left behind by a killed process keeps an hour, not four days
 
 
 def test_what_cannot_be_removed_is_named_with_the_command_that_removes_it(

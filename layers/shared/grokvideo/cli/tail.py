@@ -33,6 +33,9 @@ from grokvideo.cli.exits import ExitCode
 
 LONG_POLL_SECONDS = 20  # SQS's longest wait for a receive
 TARGET_ID = "tap"
+# Encrypted like the stack's queues; should the tap outlive its reader (a killed process), it keeps
+# an hour of events, not the default four days.
+QUEUE_ATTRIBUTES = {"SqsManagedSseEnabled": "true", "MessageRetentionPeriod": "3600"}
 
 
 class EventTap:
@@ -63,7 +66,7 @@ class EventTap:
         return f"{stack[:48]}-tail-{secrets.token_hex(4)}"
 
     def open(self) -> EventTap:
-        self.queue_url = self.sqs.create_queue(QueueName=self.name)["QueueUrl"]
+        self.queue_url = self.sqs.create_queue(QueueName=self.name, Attributes=QUEUE_ATTRIBUTES)["QueueUrl"]
         queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
