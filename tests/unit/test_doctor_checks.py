@@ -67,7 +67,7 @@ def _assert(check: Check, status: Status, *words: str) -> None:
         (
             SecretFacts(ARN, error="reading the secret: AccessDeniedException: not allowed"),
             Status.FAIL,
-            ["AccessDeniedException", "may not read it"],
+            ["could not be read: reading the secret: AccessDeniedException"],
         ),
     ],
 )

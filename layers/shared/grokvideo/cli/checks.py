@@ -98,7 +98,7 @@ def secret_check(facts: SecretFacts) -> Check:
     'api key secret  OK  holds a key'
     """
     if facts.error:
-        return Check(KEY_CHECK, Status.FAIL, f"{facts.error}: the functions may not read it either")
+        return Check(KEY_CHECK, Status.FAIL, f"could not be read: {facts.error}")
     if not facts.exists:
         return Check(
             KEY_CHECK,
