@@ -14,7 +14,8 @@ What it does:
    has no create rate). The copy queue's visibility timeout is lowered from 1800 s to
    ``--copy-visibility`` (90 s): a copier killed mid-copy gives its message back only when that
    runs out, by design, and 30 minutes is longer than the run. A capture rule on the bus
-   (``source: grokvideo``) feeds a queue this script drains all along, as tests/system does.
+   (``source: grokvideo``) feeds a queue this script drains all along, as tests/system does (both
+   through ``EventTap``, the tap of ``grokvideo events``).
 2. Faults for the whole run, at random (the fake's probabilistic faults, seeded): of the API
    calls, 20 % answer 5xx, 10 % time out, 5 % answer 429 (Retry-After 1), 2 % a 200 HTML page. A
    poll's timeout outlasts the client's read timeout (10 s), a create's the create timeout (30 s);
@@ -86,6 +87,7 @@ from botocore.config import Config  # noqa: E402
 
 from benchmarks.machine import describe  # noqa: E402
 from benchmarks.services import fake_cometapi  # noqa: E402
+from grokvideo.cli.tail import EventTap  # noqa: E402
 from grokvideo.cometapi import CometApiClient  # noqa: E402
 from grokvideo.config import LEASE_SECONDS  # noqa: E402
 from grokvideo.jobs import TERMINAL_STATES  # noqa: E402
@@ -365,33 +367,15 @@ def event_time(event: dict[str, Any]) -> float:
 
 
 class Capture:
-    """A rule on the bus (``source``: the stack's) into a queue, drained by a thread all along."""
+    """A rule on the bus (``source``: the stack's) into a queue, ``grokvideo events``' ``EventTap``,
+    drained by a thread all along; removed when stopped."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        sqs, bridge = stack.client("sqs"), stack.client("events")
-        self.url = sqs.create_queue(QueueName="chaos-output-events")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        rule = bridge.put_rule(
-            Name="chaos-output-events",
-            EventBusName=stack.bus,
-            EventPattern=json.dumps({"source": [stack.source]}),
-            State="ENABLED",
-        )["RuleArn"]
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "events.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": rule}},
-                }
-            ],
-        }
-        sqs.set_queue_attributes(QueueUrl=self.url, Attributes={"Policy": json.dumps(policy)})
-        bridge.put_targets(Rule="chaos-output-events", EventBusName=stack.bus, Targets=[{"Id": "capture", "Arn": arn}])
+        self.tap = EventTap(
+            stack.client("events"), stack.client("sqs"), bus=stack.bus, source=stack.source, name="chaos-output-events"
+        )
+        self.tap.open()
         self.events: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.succeeded_ids: set[str] = set()
@@ -405,6 +389,8 @@ class Capture:
         self._stop.set()
         self._thread.join(timeout=30)
         self.drain()
+        for leftover in self.tap.close():
+            print(f"  capture: {leftover}", flush=True)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -415,28 +401,18 @@ class Capture:
                 time.sleep(1)
 
     def drain(self, wait: int = 0) -> int:
-        sqs = self.stack.client("sqs")
         got = 0
         while True:
-            messages = sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=wait).get(
-                "Messages", []
-            )
-            if not messages:
+            batch = self.tap.receive(wait_seconds=wait)
+            if not batch:
                 return got
             wait = 0
-            batch = []
-            for message in messages:
-                event = json.loads(message["Body"])
+            for event in batch:
                 event["_received_at"] = time.time()
-                batch.append(event)
             with self.lock:
                 self.events += batch
                 self.succeeded_ids |= {e["detail"].get("request_id") for e in batch if e["detail-type"] == SUCCEEDED}
-            sqs.delete_message_batch(
-                QueueUrl=self.url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-            )
-            got += len(messages)
+            got += len(batch)
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self.lock:

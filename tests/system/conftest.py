@@ -4,7 +4,7 @@ The session starts the fake CometAPI in-process, deploys the stack onto ministac
 ``local/stack.py`` (its CLI, as a user would), and talks to it only through its public surface:
 PutEvents on the bus, the stack outputs, the jobs table, the video bucket, the functions' log
 groups and the output events. Those are captured by a test-only rule on the bus
-(``source: [<EventSource>]``) into a test-only SQS queue.
+(``source: [<EventSource>]``) into a test-only SQS queue: the ``EventTap`` of ``grokvideo events``.
 
 Every scenario is registered at once right after the deploy (``jobs``), so the suite waits for
 all of them in parallel; the tests then only wait for (and check) their own outcome.
@@ -34,6 +34,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from grokvideo.cli.tail import EventTap
 from local.fake_cometapi import FakeCometAPI
 from tests.schema_check import assert_valid_event, errors_for
 
@@ -210,12 +211,15 @@ class EventLog:
     ``injected`` and left out of :meth:`of` unless asked for.
     """
 
-    def __init__(self, stack: Stack, queue_url: str) -> None:
+    def __init__(self, stack: Stack, tap: EventTap) -> None:
         self.stack = stack
-        self.queue_url = queue_url
+        self.tap = tap
         self.events: list[dict[str, Any]] = []
         self.by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.injected_ids: set[str] = set()
+        # Keys (see event_key) of events other tests make the stack emit on purpose (the CLI's),
+        # which the session-wide checks accept besides the scenarios'.
+        self.expected_keys: set[str] = set()
         self.schema_problems: list[str] = []
         self.kicks = 0
         self.last_kick = 0.0
@@ -257,17 +261,14 @@ class EventLog:
 
     def drain(self, wait_seconds: int = 1) -> int:
         """Move every captured event into the log; returns how many arrived."""
-        sqs = self.stack.client("sqs")
         arrived = 0
         wait = wait_seconds
         while True:
-            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait)
-            messages = got.get("Messages", [])
-            if not messages:
+            batch = self.tap.receive(wait_seconds=wait)
+            if not batch:
                 return arrived
             wait = 0
-            for message in messages:
-                event = json.loads(message["Body"])
+            for event in batch:
                 event["_received_at"] = time.time()
                 event["_injected"] = event.get("id") in self.injected_ids
                 problems = errors_for(event["detail-type"], event.get("detail"))
@@ -276,7 +277,6 @@ class EventLog:
                 self.events.append(event)
                 self.by_key[event_key(event)].append(event)
                 arrived += 1
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
             self.last_event_at = time.monotonic()
 
     def of(self, key: str, detail_type: str | None = None, *, injected: bool = False) -> list[dict[str, Any]]:
@@ -320,34 +320,13 @@ class EventLog:
 
 
 @pytest.fixture(scope="session")
-def events(stack: Stack) -> EventLog:
+def events(stack: Stack) -> Iterator[EventLog]:
     """A test-only queue fed by a rule on the stack's bus matching the stack's EventSource."""
-    sqs, bridge = stack.client("sqs"), stack.client("events")
-    queue_url = sqs.create_queue(QueueName="systemtest-output-events")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    rule_arn = bridge.put_rule(
-        Name="systemtest-output-events",
-        EventBusName=stack.bus,
-        EventPattern=json.dumps({"source": [stack.source]}),
-        State="ENABLED",
-    )["RuleArn"]
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "events.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
-            }
-        ],
-    }
-    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
-    bridge.put_targets(
-        Rule="systemtest-output-events", EventBusName=stack.bus, Targets=[{"Id": "capture", "Arn": queue_arn}]
+    tap = EventTap(
+        stack.client("events"), stack.client("sqs"), bus=stack.bus, source=stack.source, name="systemtest-output-events"
     )
-    return EventLog(stack, queue_url)
+    with tap:
+        yield EventLog(stack, tap)
 
 
 # --------------------------------------------------------------------------- the scenarios

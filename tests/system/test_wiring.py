@@ -59,7 +59,13 @@ def test_every_captured_output_event_matches_its_schema_and_a_scenario(jobs: Sce
     events.drain(wait_seconds=1)
     assert events.events, "no output event captured at all"
     assert events.schema_problems == []
-    known = {*jobs.tracked.values(), *jobs.submitted, jobs.refused, f"client_ref:{jobs.invalid_ref}"}
+    known = {
+        *jobs.tracked.values(),
+        *jobs.submitted,
+        jobs.refused,
+        f"client_ref:{jobs.invalid_ref}",
+        *events.expected_keys,
+    }
     strays = [(e["detail-type"], event_key(e)) for e in events.events if event_key(e) not in known]
     assert strays == []
 

@@ -10,7 +10,8 @@ import pytest
 
 import grokvideo
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(grokvideo.__path__, prefix="grokvideo."))
+# walk_packages, not iter_modules: the examples of grokvideo.cli's modules run too.
+MODULES = sorted(m.name for m in pkgutil.walk_packages(grokvideo.__path__, prefix="grokvideo."))
 
 
 @pytest.mark.parametrize("name", MODULES)

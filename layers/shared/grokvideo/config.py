@@ -6,7 +6,9 @@ the key's secret, its bucket or queue) has no default: a missing one fails the c
 once; template.yaml sets a variable only where a stack parameter chooses it (a test checks that
 the parameters' defaults are these).
 
-The API key is never here: only the ARN of the secret that holds it.
+The API key is never in the settings: only the ARN of the secret that holds it, and
+``api_key_from_secret``, the one reading of that secret's value (the functions and
+``grokvideo doctor`` both use it).
 
 >>> s = PollerSettings.from_env({"TABLE_NAME": "jobs", "EVENT_BUS_NAME": "bus", "COMETAPI_KEY_SECRET_ARN": "arn:k"})
 >>> s.poll_concurrency, s.sweep_seconds, s.table.due_shards
@@ -19,6 +21,7 @@ grokvideo.errors.ConfigurationError: EVENT_BUS_NAME is not set (see template.yam
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -182,6 +185,29 @@ class ProviderSettings:
             base,
             allow_http_provider=_bool(e, "ALLOW_HTTP_PROVIDER", False),
         )
+
+
+def api_key_from_secret(value: str | bytes) -> str:
+    """The CometAPI key in the secret's value: the bare key, or JSON ``{"api_key": ...}``.
+
+    Raises ``ConfigurationError`` (whose message never holds the value) when there is no key.
+
+    >>> api_key_from_secret('{"api_key": " sk-123 "}'), api_key_from_secret(b"sk-456\\n")
+    ('sk-123', 'sk-456')
+    >>> api_key_from_secret('{"key": "sk-123"}')
+    Traceback (most recent call last):
+    ...
+    grokvideo.errors.ConfigurationError: the API key secret is JSON but has no 'api_key' field
+    """
+    text = (value.decode() if isinstance(value, bytes) else str(value)).strip()
+    if text.startswith("{"):
+        try:
+            text = str(json.loads(text)["api_key"]).strip()
+        except (ValueError, KeyError, TypeError):
+            raise ConfigurationError("the API key secret is JSON but has no 'api_key' field") from None
+    if not text:
+        raise ConfigurationError("the API key secret is empty: store the CometAPI key in it")
+    return text
 
 
 # --- per function -----------------------------------------------------------------------------

@@ -11,7 +11,6 @@ Use (needs AWS or the provider, so not a doctest)::
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any
 
@@ -30,9 +29,9 @@ from grokvideo.config import (
     RegisterSettings,
     SubmitSettings,
     TableSettings,
+    api_key_from_secret,
 )
 from grokvideo.copier import Copier
-from grokvideo.errors import ConfigurationError
 from grokvideo.events import EventPublisher
 from grokvideo.jobs import JobStore
 from grokvideo.presign import SIGNING, S3Presigner
@@ -73,17 +72,7 @@ def publisher(bus: BusSettings) -> EventPublisher:
 def read_api_key(secret_arn: str) -> str:
     """The CometAPI key from Secrets Manager: the bare key, or JSON ``{"api_key": ...}``."""
     value = parameters.get_secret(secret_arn, max_age=API_KEY_MAX_AGE)
-    if isinstance(value, bytes):
-        value = value.decode()
-    value = str(value).strip()
-    if value.startswith("{"):
-        try:
-            value = str(json.loads(value)["api_key"]).strip()
-        except (ValueError, KeyError, TypeError):
-            raise ConfigurationError("the API key secret is JSON but has no 'api_key' field") from None
-    if not value:
-        raise ConfigurationError("the API key secret is empty: store the CometAPI key in it")
-    return value
+    return api_key_from_secret(value if isinstance(value, bytes) else str(value))
 
 
 def cometapi(provider: ProviderSettings, **options: Any) -> CometApiClient:

@@ -11,7 +11,8 @@ Modules, one per concern:
 - ``fetch``     downloading a stored video and checking its sha256
 - ``redrive``   moving dead letters back to where they can succeed
 - ``tail``      following the stack's output events
-- ``doctor``    checking a deployment's health
+- ``doctor``    checking a deployment's health: gathers the facts from AWS and the provider
+- ``checks``    what the doctor concludes from them (pure: facts in, OK / WARN / FAIL out)
 
 The Lambda layer leaves this subpackage out: no function imports it.
 """

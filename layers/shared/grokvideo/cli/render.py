@@ -192,6 +192,53 @@ def list_text(jobs: Sequence[JobSummary]) -> str:
     return table(["REQUEST_ID", "STATE", "REGISTERED", "REF", "VIDEO / REASON"], rows)
 
 
+DETAIL_TYPE_WIDTH = 26  # "Video Generation Succeeded", the longest output detail-type
+REQUEST_ID_WIDTH = 36  # a UUID, as the provider makes them
+
+
+def event_line(event: Mapping[str, Any]) -> str:
+    """``events`` for people: ``time  detail-type  request_id  facts``, the facts being what the
+    event says about the job (state, progress, reason, where the video is, its length and cost)
+    when it says it.
+
+    >>> print(event_line({"time": "2026-11-25T21:28:23Z", "detail-type": "Video Stored",
+    ...     "detail": {"request_id": "4b2cd27e", "s3_uri": "s3://v/a.mp4", "size_bytes": 1591000, "duration": 6}}))
+    2026-11-25T21:28:23Z  Video Stored                4b2cd27e                              s3://v/a.mp4 (1.5 MiB) 6 s
+    >>> print(event_line({"time": "2026-11-25T21:29:00Z", "detail-type": "Video Generation Failed",
+    ...     "detail": {"request_id": "4b2cd27e", "reason": "EXPIRED", "message": "too old"}}))
+    2026-11-25T21:29:00Z  Video Generation Failed     4b2cd27e                              EXPIRED: too old
+    """
+    detail = event.get("detail") or {}
+    facts: list[str] = []
+    if detail.get("state"):
+        facts.append(str(detail["state"]))
+    if detail.get("progress") is not None:
+        facts.append(f"{detail['progress']}%")
+    if detail.get("reason"):
+        message = str(detail.get("message") or "; ".join(map(str, detail.get("errors") or [])))
+        facts.append(str(detail["reason"]) + (f": {_clip(message, 100)}" if message else ""))
+    where = detail.get("s3_uri") or s3_uri(detail.get("bucket"), detail.get("key"))
+    if where:
+        facts.append(str(where) + (f" ({size(detail['size_bytes'])})" if detail.get("size_bytes") is not None else ""))
+    if isinstance(detail.get("duration"), int | float):
+        facts.append(f"{detail['duration']:g} s")
+    if isinstance(detail.get("cost_usd"), int | float):
+        facts.append(f"${detail['cost_usd']:.4f}")
+    request = detail.get("request_id") or (f"ref {detail['client_ref']}" if detail.get("client_ref") else "-")
+    columns = [
+        str(event.get("time", "-")),
+        str(event.get("detail-type", "-")).ljust(DETAIL_TYPE_WIDTH),
+        str(request).ljust(REQUEST_ID_WIDTH),
+        " ".join(facts),
+    ]
+    return "  ".join(columns).rstrip()
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def print_json(value: Mapping[str, Any] | Sequence[Any], stream: IO[str] | None = None) -> None:
     """One JSON document on stdout (scripts read it with ``jq``)."""
     print(json.dumps(value, indent=2, sort_keys=False, default=str), file=stream or sys.stdout)
