@@ -162,3 +162,20 @@ def test_a_plain_http_provider_without_the_switch_fails_the_cold_start_before_an
             poller.lambda_handler({"source": "aws.scheduler"}, FakeContext())
         assert fake.count() == 0  # nothing was sent, the key least of all
         assert capture.drain() == []
+
+
+def test_a_dispatched_sweep_polls_only_its_shards(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeCometAPI, store: JobStore, capture: EventCapture
+) -> None:
+    deploy_env(monkeypatch, fake.base_url)
+    ids = [fake.add_job(outcome="done", ready_after=0) for _ in range(16)]
+    for rid in ids:
+        store.register(rid, now=int(time.time()) - 10)
+    poller = load_handler("poller")
+    summary = poller.lambda_handler({"sweep_shards": [2]}, FakeContext())
+    assert summary["shards"] == [2]
+    assert summary["succeeded"] == sum(store.shard_of(rid) == 2 for rid in ids) > 0
+    with pytest.raises(ValueError, match="sweep_shards"):
+        poller.lambda_handler({"sweep_shards": [2, 2]}, FakeContext())
+    tick = poller.lambda_handler({"source": "aws.scheduler"}, FakeContext())
+    assert tick["shards"] == [0, 1, 2, 3] and summary["succeeded"] + tick["succeeded"] == len(ids)

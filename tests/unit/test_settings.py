@@ -68,6 +68,12 @@ def test_the_stack_parameters_default_to_the_codes_defaults(tpl: dict[str, Any])
     assert poller.provider.api_base_url == config.DEFAULT_API_BASE_URL
     assert poller.provider.allow_http_provider is False
     assert poller.bus.event_source == config.DEFAULT_EVENT_SOURCE
+    assert poller.poll_rate_per_second == config.POLL_RATE_PER_SECOND
+    assert poller.max_sweepers == config.MAX_SWEEPERS
+    assert poller.table.due_shards == config.DUE_SHARDS
+    params = tpl["Parameters"]
+    assert int(params["DueShards"]["MaxValue"]) == config.MAX_DUE_SHARDS
+    assert int(params["MaxParallelSweeps"]["MaxValue"]) == config.MAX_DUE_SHARDS
     copier = CopierSettings.from_env(deployed_env(tpl, "CopierFunction"))
     assert copier.video_prefix == config.VIDEO_PREFIX
     assert copier.allowed_video_hosts == config.ALLOWED_VIDEO_HOSTS
@@ -115,7 +121,15 @@ def test_what_a_function_cannot_run_without_has_no_default(settings: Any, name: 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("POLL_CONCURRENCY", "0"), ("POLL_CONCURRENCY", "many"), ("SWEEP_SECONDS", "-1"), ("DUE_SHARDS", "0")],
+    [
+        ("POLL_CONCURRENCY", "0"),
+        ("POLL_CONCURRENCY", "many"),
+        ("SWEEP_SECONDS", "-1"),
+        ("DUE_SHARDS", "0"),
+        ("DUE_SHARDS", "17"),
+        ("MAX_SWEEPERS", "0"),
+        ("POLL_RATE_PER_SECOND", "-1"),
+    ],
 )
 def test_a_malformed_value_is_named(name: str, value: str, tpl: dict[str, Any]) -> None:
     env = deployed_env(tpl, "PollerFunction")

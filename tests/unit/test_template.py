@@ -21,6 +21,7 @@ from cfnlint.decode import decode
 
 from grokvideo.copier import RETRY_DELAYS
 from grokvideo.jobs import DUE_INDEX, REF_INDEX, STATE_INDEX, JobSummary
+from grokvideo.ratelimit import LIMITER_PREFIX
 from tests.schema_check import assert_valid_entry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -852,12 +853,23 @@ def test_least_privilege_per_function(res: dict[str, Any]) -> None:
     def actions(fn: str) -> set[str]:
         return {a for st in function_statements(res, fn) for a in as_list(st["Action"])}
 
+    # GetItem: the shared poll budget's item alone; InvokeFunction: itself, for dispatched sweeps.
     assert actions("PollerFunction") == RUNNING | {
+        "dynamodb:GetItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
         "events:PutEvents",
+        "lambda:InvokeFunction",
         "secretsmanager:GetSecretValue",
     }
+    poller = {st["Sid"]: st for st in function_statements(res, "PollerFunction") if "Sid" in st}
+    assert poller["ReadPollRate"]["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [LIMITER_PREFIX + "poll"]}
+    }
+    assert poller["DispatchSweeps"]["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-poller"
+    }
+    assert props(res, "PollerFunction")["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-poller"}
     # sqs:SendMessage: the function's own dead-letter queue (DeadLetterQueue).
     assert actions("RegisterFunction") == RUNNING | {"dynamodb:PutItem", "events:PutEvents", "sqs:SendMessage"}
     assert actions("SubmitFunction") == RUNNING | SQS_EVENTS | {

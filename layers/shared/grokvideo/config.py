@@ -35,7 +35,13 @@ FIRST_POLL_DELAY_SECONDS = 5
 POLL_INTERVAL_SECONDS = 60  # cap of the per-job backoff (PollIntervalSeconds)
 MAX_JOB_AGE_SECONDS = 3600  # deadline (MaxJobAgeSeconds)
 POLL_CONCURRENCY = 16  # provider calls in flight per poller (PollConcurrency)
-DUE_SHARDS = 4  # partitions of the sparse due index
+DUE_SHARDS = 4  # partitions of the sparse due index (DueShards)
+MAX_DUE_SHARDS = 16  # the most DueShards may be: a scheduled sweep looks this far for stranded jobs
+POLL_RATE_PER_SECOND = 50.0  # status calls per second across every poller (PollRatePerSecond; 0: unpaced)
+MAX_SWEEPERS = 4  # invocations one scheduled sweep may spread over (MaxParallelSweeps)
+# What one poller invocation sustains, polls per second: 16 calls in flight at ~1 s per poll
+# (provider latency plus the table writes). A backlog beyond this times SWEEP_SECONDS fans out.
+SWEEP_POLLS_PER_SECOND = 16.0
 LEASE_SECONDS = 120  # how long a poller's claim keeps others off a job
 SWEEP_SECONDS = 60  # how long one invocation keeps sweeping while jobs are due (timeout 90 s)
 FINISHED_TTL_DAYS = 30
@@ -57,7 +63,7 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     raw = env.get(name, "")
     if raw == "":
         return default
@@ -67,6 +73,8 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
         raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigurationError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 
@@ -123,7 +131,7 @@ class TableSettings:
         e = _env(env)
         return cls(
             table_name=_required(e, "TABLE_NAME"),
-            due_shards=_int(e, "DUE_SHARDS", DUE_SHARDS, minimum=1),
+            due_shards=_int(e, "DUE_SHARDS", DUE_SHARDS, minimum=1, maximum=MAX_DUE_SHARDS),
             first_poll_delay_seconds=_int(e, "FIRST_POLL_DELAY_SECONDS", FIRST_POLL_DELAY_SECONDS),
             max_job_age_seconds=_int(e, "MAX_JOB_AGE_SECONDS", MAX_JOB_AGE_SECONDS, minimum=1),
             finished_ttl_days=_int(e, "FINISHED_TTL_DAYS", FINISHED_TTL_DAYS, minimum=1),
@@ -222,6 +230,8 @@ class PollerSettings:
     poll_concurrency: int = POLL_CONCURRENCY
     lease_seconds: int = LEASE_SECONDS
     sweep_seconds: int = SWEEP_SECONDS
+    poll_rate_per_second: float = POLL_RATE_PER_SECOND
+    max_sweepers: int = MAX_SWEEPERS
 
     ENV = (
         *TableSettings.ENV,
@@ -231,7 +241,14 @@ class PollerSettings:
         "POLL_CONCURRENCY",
         "LEASE_SECONDS",
         "SWEEP_SECONDS",
+        "POLL_RATE_PER_SECOND",
+        "MAX_SWEEPERS",
     )
+
+    @property
+    def sweep_capacity(self) -> int:
+        """Polls one invocation makes in a sweep: a larger backlog is spread (``grokvideo.fanout``)."""
+        return max(1, int(SWEEP_POLLS_PER_SECOND * self.poll_concurrency / POLL_CONCURRENCY * self.sweep_seconds))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PollerSettings:
@@ -244,6 +261,8 @@ class PollerSettings:
             poll_concurrency=_int(e, "POLL_CONCURRENCY", POLL_CONCURRENCY, minimum=1),
             lease_seconds=_int(e, "LEASE_SECONDS", LEASE_SECONDS, minimum=1),
             sweep_seconds=_int(e, "SWEEP_SECONDS", SWEEP_SECONDS),
+            poll_rate_per_second=_float(e, "POLL_RATE_PER_SECOND", POLL_RATE_PER_SECOND, minimum=0),
+            max_sweepers=_int(e, "MAX_SWEEPERS", MAX_SWEEPERS, minimum=1, maximum=MAX_DUE_SHARDS),
         )
 
 

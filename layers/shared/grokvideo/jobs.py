@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
@@ -222,9 +222,10 @@ class JobStore:
         """The boto3 ``Table`` (for stores that keep other item kinds in the same table)."""
         return self._table
 
-    def due(self, now: int, *, page_size: int = 100) -> Iterator[list[Job]]:
-        """Yield pages of jobs whose next poll time has come, shard by shard."""
-        for shard in range(self.shards):
+    def due(self, now: int, *, page_size: int = 100, shards: Iterable[int] | None = None) -> Iterator[list[Job]]:
+        """Yield pages of jobs whose next poll time has come, shard by shard (``shards``: only
+        those, for a sweep that shares the work with others; default every shard)."""
+        for shard in range(self.shards) if shards is None else shards:
             kwargs: dict[str, Any] = {
                 "IndexName": DUE_INDEX,
                 "KeyConditionExpression": "due_shard = :s AND next_poll_at <= :now",
@@ -241,10 +242,51 @@ class JobStore:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def next_due_at(self) -> int | None:
+    def due_count(self, shard: int, *, until: int) -> int:
+        """How many jobs of ``shard`` are due by ``until``: the backlog a sweep would meet.
+
+        A ``COUNT`` query: DynamoDB still reads the index entries (counted in ``items_read``) but
+        sends none back.
+        """
+        kwargs: dict[str, Any] = {
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "due_shard = :s AND next_poll_at <= :until",
+            "ExpressionAttributeValues": {":s": shard, ":until": until},
+            "Select": "COUNT",
+        }
+        count = 0
+        while True:
+            page = self._table.query(**kwargs)
+            self.items_read += page.get("ScannedCount", 0)
+            count += int(page.get("Count", 0))
+            if "LastEvaluatedKey" not in page:
+                return count
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def occupied_shards(self, shards: Iterable[int]) -> list[int]:
+        """Which of ``shards`` hold any job in the due index (one item read at most per shard).
+
+        After ``DueShards`` was lowered, jobs written under the old count sit in shards no sweep
+        reads; the scheduled sweep looks for them here and polls them, which moves them home.
+        """
+        found: list[int] = []
+        for shard in shards:
+            page = self._table.query(
+                IndexName=DUE_INDEX,
+                KeyConditionExpression="due_shard = :s",
+                ExpressionAttributeValues={":s": shard},
+                Limit=1,
+                Select="COUNT",
+            )
+            self.items_read += page.get("ScannedCount", 0)
+            if page.get("Count", 0):
+                found.append(shard)
+        return found
+
+    def next_due_at(self, shards: Iterable[int] | None = None) -> int | None:
         """Earliest ``next_poll_at`` in the due index (one item read per shard), or None if empty."""
         earliest: int | None = None
-        for shard in range(self.shards):
+        for shard in range(self.shards) if shards is None else shards:
             page = self._table.query(
                 IndexName=DUE_INDEX,
                 KeyConditionExpression="due_shard = :s",
@@ -337,8 +379,12 @@ class JobStore:
         progress: int | None = None,
         missing_url_polls: int | None = None,
     ) -> Job | None:
-        """Put a still-pending job back in the due index for ``next_poll_at`` and drop the lease."""
-        sets = {"next_poll_at": next_poll_at}
+        """Put a still-pending job back in the due index for ``next_poll_at`` and drop the lease.
+
+        It also moves the job to its shard under the current ``DueShards`` (a no-op unless the
+        count changed since the job was written).
+        """
+        sets = {"next_poll_at": next_poll_at, "due_shard": self.shard_of(job.request_id)}
         for name, value in (
             ("attempts", attempts),
             ("progress", progress),

@@ -1,4 +1,5 @@
-"""A rate shared by every process that uses one DynamoDB item: the provider's create limit.
+"""A rate shared by every process that uses one DynamoDB item: the provider's create limit, and
+the pollers' budget of status calls (taken a batch of slots per write).
 
 The item keeps the next free slot (GCRA's "theoretical arrival time", epoch milliseconds). A
 caller takes the slot with a write conditional on the value it read, then waits until the slot
@@ -18,7 +19,9 @@ Use (needs AWS or the provider, so not a doctest)::
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,8 +63,9 @@ class SharedRateLimiter:
         self.interval_ms = max(1, round(1000 * headroom / per_second))
         self.clock = clock
 
-    def take(self, *, max_wait: float) -> Slot:
-        """Take the next free slot if it starts within ``max_wait`` seconds."""
+    def take(self, *, max_wait: float, count: int = 1) -> Slot:
+        """Take the next ``count`` free slots (one write) if the first starts within ``max_wait``
+        seconds; they follow each other ``interval_ms`` apart from ``starts_at``."""
         for _ in range(MAX_TRIES):
             seen = self._next_slot_ms()
             now_ms = int(self.clock() * 1000)
@@ -69,7 +73,7 @@ class SharedRateLimiter:
             wait = (start - now_ms) / 1000
             if wait > max_wait:
                 return Slot(False, wait)
-            if self._move(seen, start + self.interval_ms):
+            if self._move(seen, start + count * self.interval_ms):
                 return Slot(True, wait, starts_at=start / 1000)
         return Slot(False, self.interval_ms / 1000)  # heavy contention: come back shortly
 
@@ -109,3 +113,58 @@ class SharedRateLimiter:
                 return False
             raise
         return True
+
+
+class PollBudget:
+    """One poller's share of the provider's status-call rate, shared by every poller.
+
+    It takes ``batch`` slots of the shared limiter with one write and hands them out one per poll,
+    each poll waiting for its own slot: the rate holds across every concurrent sweep for one
+    write per ``batch`` polls. A 429 pauses the shared rate (every poller waits) and drops the
+    slots in hand.
+
+    >>> class Limiter:  # a stand-in for the shared item: the next free slot, in seconds
+    ...     interval_ms, next_at = 100, 0.0
+    ...     def take(self, *, max_wait, count):
+    ...         start, self.next_at = self.next_at, self.next_at + count * 0.1
+    ...         return Slot(True, start, starts_at=start)
+    ...     def pause(self, seconds): self.next_at += seconds
+    >>> slept = []
+    >>> budget = PollBudget(Limiter(), batch=3, clock=lambda: 0.0, sleep=slept.append)
+    >>> [budget.acquire(give_up_at=10) for _ in range(4)], [round(s, 1) for s in slept]
+    ([True, True, True, True], [0.1, 0.2, 0.3])
+    """
+
+    def __init__(
+        self,
+        limiter: Any,
+        *,
+        batch: int,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limiter, self.batch = limiter, max(1, batch)
+        self.clock, self.sleep = clock, sleep
+        self._slots: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self, *, give_up_at: float) -> bool:
+        """Wait for this poll's slot; False when none starts before ``give_up_at`` (don't poll)."""
+        with self._lock:
+            if not self._slots:
+                slot = self.limiter.take(max_wait=max(0.0, give_up_at - self.clock()), count=self.batch)
+                if not slot.taken:
+                    return False
+                step = self.limiter.interval_ms / 1000
+                self._slots.extend(slot.starts_at + i * step for i in range(self.batch))
+            at = self._slots.popleft()
+        delay = at - self.clock()
+        if delay > 0:
+            self.sleep(delay)
+        return True
+
+    def pause(self, seconds: float) -> None:
+        """The provider said 429: every poller waits ``seconds``; the slots in hand are void."""
+        with self._lock:
+            self._slots.clear()
+        self.limiter.pause(seconds)

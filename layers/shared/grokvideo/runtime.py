@@ -33,10 +33,11 @@ from grokvideo.config import (
 )
 from grokvideo.copier import Copier
 from grokvideo.events import EventPublisher
+from grokvideo.fanout import FanOut
 from grokvideo.jobs import JobStore
 from grokvideo.presign import SIGNING, S3Presigner
 from grokvideo.queues import SqsRequeue
-from grokvideo.ratelimit import SharedRateLimiter
+from grokvideo.ratelimit import PollBudget, SharedRateLimiter
 from grokvideo.registration import Registrar
 from grokvideo.reservations import Reservations
 from grokvideo.submitter import Submitter
@@ -98,14 +99,36 @@ def poll_client() -> CometApiClient:
 def sweeper() -> Sweeper:
     """A fresh sweeper per invocation (it carries the invocation's report), on shared clients."""
     s = poller_settings()
+    store = job_store(s.table)
     return Sweeper(
-        job_store(s.table),
+        store,
         poll_client(),
         publisher(s.bus),
         concurrency=s.poll_concurrency,
         schedule=PollSchedule(first_delay=s.table.first_poll_delay_seconds, cap=s.poll_interval_seconds),
         lease_seconds=s.lease_seconds,
         sweep_seconds=s.sweep_seconds,
+        budget=poll_budget(store, s.poll_rate_per_second, s.poll_concurrency),
+    )
+
+
+def poll_budget(store: JobStore, per_second: float, batch: int) -> PollBudget | None:
+    """The provider's status-call rate shared by every poller (None when unpaced: rate 0)."""
+    if per_second <= 0:
+        return None
+    return PollBudget(SharedRateLimiter(store.table, "poll", per_second=per_second), batch=batch)
+
+
+def fan_out(function_arn: str) -> FanOut:
+    """The scheduled tick's planner: spreads a large backlog over ``MaxParallelSweeps`` invocations."""
+    s = poller_settings()
+    return FanOut(
+        job_store(s.table),
+        boto3.client("lambda", config=AWS_CONFIG),
+        function_arn,
+        capacity=s.sweep_capacity,
+        max_sweepers=s.max_sweepers,
+        horizon=s.sweep_seconds,
     )
 
 

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields
 from typing import Protocol
@@ -47,6 +47,7 @@ from grokvideo.polling import (
     decide_poll,
     decide_stalled_copy,
 )
+from grokvideo.ratelimit import PollBudget
 
 logger = Logger(child=True)
 
@@ -130,6 +131,7 @@ class Sweeper:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         owner: str | None = None,
+        budget: PollBudget | None = None,
     ) -> None:
         self.store, self.client, self.publisher = store, client, publisher
         self.concurrency = concurrency
@@ -142,6 +144,8 @@ class Sweeper:
         self.relay = Relay(store, publisher, clock=clock)
         self.owner = owner or f"sweep-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.gate = RateGate(clock, sleep)
+        self.budget = budget  # the provider's rate, shared with every other poller (None: unpaced)
+        self._shards: tuple[int, ...] | None = None  # None: every shard
         # ``concurrency`` bounds calls in flight to the provider; the pool has twice as many
         # threads so table writes and PutEvents of finished polls overlap the next polls.
         self._api_slots = threading.BoundedSemaphore(concurrency)
@@ -156,12 +160,19 @@ class Sweeper:
 
     # --- the loop ---------------------------------------------------------------------------
 
-    def run(self, *, time_left: Callable[[], float] | None = None, safety_margin: float = 15) -> SweepReport:
+    def run(
+        self,
+        *,
+        time_left: Callable[[], float] | None = None,
+        safety_margin: float = 15,
+        shards: Sequence[int] | None = None,
+    ) -> SweepReport:
         """Sweep until nothing is due within the budget, the budget ends, or the key is refused.
 
         ``time_left`` (seconds, e.g. from the Lambda context) bounds the budget so an invocation
-        never times out mid-write.
+        never times out mid-write. ``shards``: sweep only those (``grokvideo.fanout``), default all.
         """
+        self._shards = None if shards is None else tuple(shards)
         started = self.clock()
         # Hard stop: no new poll may start after it (the invocation must end cleanly). The first
         # pass always runs; further passes only within ``sweep_seconds``.
@@ -174,7 +185,7 @@ class Sweeper:
                 self._report.passes += 1
                 if self._stop.is_set():
                     break
-                next_at = self.store.next_due_at()
+                next_at = self.store.next_due_at(self._shards)
                 if next_at is None:
                     break  # nothing pending at all
                 delay = max(next_at - self.clock(), 0.0 if worked else 1.0)
@@ -200,7 +211,7 @@ class Sweeper:
 
     def _due_until_stopped(self, now: int) -> Iterator[Job]:
         """Due jobs, page by page; no further page is read once the sweep stops or runs out of time."""
-        for page in self.store.due(now):
+        for page in self.store.due(now, shards=self._shards):
             for job in page:
                 if self._stop.is_set() or self.clock() >= self._give_up_at:
                     return
@@ -245,6 +256,10 @@ class Sweeper:
             if not self.gate.wait(self._give_up_at):
                 self.store.reschedule(job, owner=self.owner, next_poll_at=int(self.gate.open_at) + 1)
                 return
+            if self.budget is not None and not self.budget.acquire(give_up_at=self._give_up_at):
+                # The shared rate has no slot for it within this sweep: the next one polls it.
+                self.store.reschedule(job, owner=self.owner, next_poll_at=int(self.clock()) + 1)
+                return
             if self._stop.is_set():
                 self.store.release(job, owner=self.owner)
                 return
@@ -258,6 +273,8 @@ class Sweeper:
             # rate limit or with a refused key.
             if isinstance(action, Pause):
                 self.gate.pause(action.seconds)
+                if self.budget is not None:
+                    self.budget.pause(action.seconds)  # every other poller waits too
             elif isinstance(action, Stop):
                 self._stop.set()
         self._count_answer(job, answer)
