@@ -207,6 +207,12 @@ COPY_OK = Plan(Source.QUEUE, Destination.COPY_QUEUE, about="job-1")
                 "(expected Video Job Track Requested)",
             ),
         ),
+        (
+            Kind.REGISTER,
+            '{"detail-type": "Video Job Track Requested", "source": "x", "detail": {"request_id": "a", "n": NaN}}',
+            {},
+            Plan(Source.FUNCTION, None, "a", problem="its detail is not strict JSON"),
+        ),
         # poller: any JSON tick is a missed sweep
         (
             Kind.POLLER,

@@ -211,8 +211,8 @@ def _epoch(value: object) -> float | None:
 
 
 def expiry_warning(event: Mapping[str, Any], detail: Mapping[str, Any], now: float) -> str | None:
-    """A warning when the provider's video URL is probably dead: the job finished (``completed_at``,
-    else the event's ``time``) more than ``VIDEO_URL_LIFETIME`` ago.
+    """A warning when the provider's video URL is probably dead: the job finished (the older of
+    ``completed_at`` and the event's ``time``, whichever can be read) over ``VIDEO_URL_LIFETIME`` ago.
 
     >>> midnight = 1_795_824_000  # 2026-11-28T00:00:00Z
     >>> expiry_warning({"time": "2026-11-28T00:00:00Z"}, {"completed_at": None}, now=midnight + 3600)
@@ -263,7 +263,10 @@ def plan(body: str, attributes: Mapping[str, str], kind: Kind, now: float) -> Pl
         event_source = event.get("source")
         if not isinstance(event_source, str) or not event_source:
             return stay("the event has no source to put it on the bus with", about)
-        entry = BusEntry(event_source, detail_type, serialize_detail(detail))
+        try:
+            entry = BusEntry(event_source, detail_type, serialize_detail(detail))
+        except ValueError:  # NaN or Infinity, which Python's JSON reads and EventBridge refuses
+            return stay("its detail is not strict JSON", about)
         return Plan(source, queue.destination, about, error, bus_entry=entry)
     return Plan(source, queue.destination, about, error)
 
