@@ -351,6 +351,11 @@ class Scenarios:
     # jobs the submit tests saw created (they add them, so the session-wide checks know them).
     generation: dict[str, Any] = field(default_factory=dict)
     submitted: list[str] = field(default_factory=list)
+    # Jobs the redrive tests (test_cli_redrive.py) sent through the stack from a dead-letter queue:
+    # ``redriven`` ones were finished by a poller (they count with its successes); ``redriven_copies``
+    # were written SUCCEEDED into the table and only copied.
+    redriven: list[str] = field(default_factory=list)
+    redriven_copies: list[str] = field(default_factory=list)
 
     def client_ref(self, name: str) -> str:
         return f"systemtest-{name}-{self.run}"

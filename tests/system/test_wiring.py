@@ -62,6 +62,8 @@ def test_every_captured_output_event_matches_its_schema_and_a_scenario(jobs: Sce
     known = {
         *jobs.tracked.values(),
         *jobs.submitted,
+        *jobs.redriven,
+        *jobs.redriven_copies,
         jobs.refused,
         f"client_ref:{jobs.invalid_ref}",
         *events.expected_keys,
@@ -106,6 +108,7 @@ def test_poller_invocations_log_no_unexpected_error(jobs: Scenarios, events: Eve
     """Every sweep ends cleanly, failed jobs included (its summary once carried tuple-keyed Counters,
     which broke the 'sweep done' log line and the invocation's JSON response)."""
     expected = {"PROVIDER_FAILED": 1, "EXPIRED": 1, "TIMED_OUT": 1}
+    finished = 2 + len(jobs.submitted) + len(jobs.redriven)  # tracked ok/ok_big, submitted, redriven
     # The emulator writes an invocation's log lines only when it ends, and a poller keeps sweeping
     # up to 60 s: wait (bounded) until every sweep that settled a job has reported.
     deadline = time.monotonic() + 90
@@ -117,7 +120,7 @@ def test_poller_invocations_log_no_unexpected_error(jobs: Scenarios, events: Eve
         for sweep in sweeps:
             failed.update(sweep["failed"])
         succeeded = sum(sweep["succeeded"] for sweep in sweeps)
-        if (failed == expected and succeeded == 2 + len(jobs.submitted)) or time.monotonic() > deadline:
+        if (failed == expected and succeeded == finished) or time.monotonic() > deadline:
             break
         time.sleep(2)
     assert sweeps, "no poller sweep finished"
@@ -126,7 +129,7 @@ def test_poller_invocations_log_no_unexpected_error(jobs: Scenarios, events: Eve
         assert not sweep["auth_failed"], sweep
     # Racing pollers (kicks, retries, the schedule) made one transition per job between them.
     assert failed == expected, sweeps
-    assert succeeded == 2 + len(jobs.submitted), sweeps  # the tracked ones and the submitted ones
+    assert succeeded == finished, sweeps
     errors = [line for line in _json_lines(stack, "PollerFunctionName") if line.get("level") in ("ERROR", "CRITICAL")]
     assert errors == []
     assert _tracebacks(stack, "PollerFunctionName") == []
