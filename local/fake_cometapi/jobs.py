@@ -83,6 +83,7 @@ class Job:
     created_wall: float = field(default_factory=time.time)
     finished_wall: float | None = None  # set by finish_now()
     polls: int = 0
+    final_seen_wall: float | None = None  # when a poll first got the outcome (detection lag)
 
     def elapsed(self, now: float | None = None) -> float:
         """Seconds since the job was created (``now`` is a ``time.monotonic()`` reading)."""
@@ -128,6 +129,9 @@ class Job:
             "elapsed": round(self.elapsed(now), 3),
             "ready_after": self.ready_after,
             "polls": self.polls,
+            "final_seen_after": None
+            if self.final_seen_wall is None
+            else round(self.final_seen_wall - (self.finished_wall or self.created_wall + self.ready_after), 3),
             "model": self.model,
             "duration": self.duration,
             "video_size": self.video_size,

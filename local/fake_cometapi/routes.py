@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 import uuid
 
 from .admin import _Admin
@@ -146,6 +147,8 @@ class _Routes:
                 job = self._jobs[request_id] = self._new_job(request_id, outcome_from_id(request_id))
             if job is not None:
                 job.polls += 1
+                if job.final_seen_wall is None and job.is_final():
+                    job.final_seen_wall = time.time()  # the first poll that can see the outcome
         if job is None:
             return json_reply(*task_not_exist())
         return json_reply(*render_poll(job, self._video_url(request_id)))

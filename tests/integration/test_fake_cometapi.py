@@ -1098,3 +1098,16 @@ def test_cli_create_rate_and_burst(http):
         proc.wait(timeout=5)
     proc.stdout.close()
     proc.stderr.close()
+
+
+def test_the_fake_records_when_a_poll_first_saw_the_outcome(http, fake) -> None:
+    """``final_seen_after``: seconds from the job's finish to the first poll that got it (the
+    detection lag a benchmark reports); None until such a poll."""
+    rid = fake.add_job(outcome="done", ready_after=0.3)
+    poll(http, fake, rid)  # still running
+    assert fake.jobs()[0]["final_seen_after"] is None
+    time.sleep(0.5)
+    poll(http, fake, rid)
+    poll(http, fake, rid)  # a later poll does not move it
+    lag = fake.jobs()[0]["final_seen_after"]
+    assert 0.15 <= lag <= 0.5
