@@ -119,6 +119,7 @@ def poll_budget(store: JobStore, per_second: float, batch: int) -> PollBudget | 
     return PollBudget(SharedRateLimiter(store.table, "poll", per_second=per_second), batch=batch)
 
 
+@cache
 def fan_out(function_arn: str) -> FanOut:
     """The scheduled tick's planner: spreads a large backlog over ``MaxParallelSweeps`` invocations."""
     s = poller_settings()
