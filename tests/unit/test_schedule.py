@@ -3,6 +3,7 @@ the properties that must hold whatever the job and the answer."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -10,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grokvideo.jobs import Job
-from grokvideo.models import JobState
+from grokvideo.models import JobState, Pending
+from grokvideo.polling import PollPolicy, Reschedule, decide_poll
 from grokvideo.schedule import (
     FINISH_PRIORS,
     KNOWN_SPREAD,
@@ -195,6 +197,18 @@ def test_the_next_poll_is_within_the_floor_and_the_cap(
     now = START + after
     at = schedule.next_poll_at(job, progress, now=now)
     assert now + schedule.floor <= at <= now + schedule.cap
+
+
+@given(job=jobs, progress=progresses, after=elapsed)
+def test_a_pending_answer_reschedules_within_the_floor_and_the_cap_in_whole_seconds(
+    job: Job, progress: int | None, after: float
+) -> None:
+    now = START + after
+    action = decide_poll(
+        replace(job, deadline_at=START + 10_000), Pending(progress=progress), now=now, policy=PollPolicy()
+    )
+    assert isinstance(action, Reschedule)
+    assert now + 5 <= action.at <= math.ceil(now + 60)
 
 
 @given(
