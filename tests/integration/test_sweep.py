@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
@@ -14,6 +15,7 @@ from grokvideo.errors import EventPublishError
 from grokvideo.events import EventPublisher, OutputEvent
 from grokvideo.jobs import COPY_WATCHDOG, JobStore
 from grokvideo.models import JobState
+from grokvideo.schedule import ProgressSchedule
 from grokvideo.sweep import Sweeper
 from local.fake_cometapi import FakeCometAPI
 from tests.integration.conftest import EventCapture
@@ -135,20 +137,36 @@ def test_a_key_outage_longer_than_the_deadline_times_out_no_job(
     assert [e["detail-type"] for e in events_by_id(capture)[rid]] == [SUCCEEDED]
 
 
-def test_pending_job_is_rescheduled_with_backoff(
+def test_a_pending_job_is_rescheduled_by_the_progress_schedule_not_the_error_backoff(
     store: JobStore, fake: FakeCometAPI, capture: EventCapture, make_sweeper: Callable[..., Sweeper]
 ) -> None:
     rid = fake.add_job(outcome="done", ready_after=3600)
     store.register(rid, now=int(time.time()))
     polled_at = time.time()
     report = make_sweeper().run()
+    swept_at = time.time()
     job = store.get(rid)
     assert job is not None
     assert (job.state, job.attempts, report.rescheduled) == (JobState.PENDING, 1, 1)
-    # Later than the poll (whole seconds: comparing with the clock after the sweep raced a tick).
-    assert job.next_poll_at is not None and job.next_poll_at > polled_at
+    # Within the pending schedule's floor and cap (5..60 s), not the tests' 0.5 s error backoff.
+    default = ProgressSchedule()
+    assert job.next_poll_at is not None
+    assert polled_at + default.floor <= job.next_poll_at <= math.ceil(swept_at + default.cap)
     assert job.lease_owner is None
     assert capture.drain() == []
+
+
+def test_the_sweeper_times_pending_jobs_with_the_schedule_it_is_given(
+    store: JobStore, fake: FakeCometAPI, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=3600)
+    store.register(rid, now=int(time.time()))
+    polled_at = time.time()
+    make_sweeper(pending_schedule=ProgressSchedule(floor=1, near=1, cap=1)).run()
+    swept_at = time.time()
+    job = store.get(rid)
+    assert job is not None and job.next_poll_at is not None
+    assert polled_at + 1 <= job.next_poll_at <= math.ceil(swept_at + 1)
 
 
 def test_server_errors_back_off_the_job_alone(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import replace
 
@@ -20,6 +21,7 @@ from grokvideo.errors import (
 from grokvideo.jobs import Job
 from grokvideo.models import Failed, FailureReason, JobState, Pending, PollStatus, Succeeded
 from grokvideo.polling import Finish, Pause, PollPolicy, Reschedule, Stop, decide_poll
+from grokvideo.schedule import ProgressSchedule
 
 NOW = 10_000
 JOB = Job("4b2cd27e", JobState.PENDING, registered_at=NOW - 300, deadline_at=NOW + 3300, attempts=2)
@@ -30,7 +32,7 @@ BLOCKED = Failed(FailureReason.MODERATED, "blocked")
 
 
 def policy() -> PollPolicy:
-    return PollPolicy(schedule=PollSchedule(first_delay=5, cap=60, rng=random.Random(3)))
+    return PollPolicy(backoff=PollSchedule(first_delay=5, cap=60, rng=random.Random(3)))
 
 
 def reason(action: object) -> FailureReason | None:
@@ -80,12 +82,38 @@ def test_each_row_of_the_table(
     assert reason(action) == why
 
 
-def test_a_backoff_counts_the_attempt_and_keeps_what_the_provider_said() -> None:
-    action = decide_poll(JOB, Pending(progress=40), now=NOW, policy=policy())
+def test_a_pending_answer_counts_the_attempt_and_is_timed_by_its_progress() -> None:
+    rules = policy()
+    action = decide_poll(replace(JOB, missing_url_polls=1), Pending(progress=40), now=NOW, policy=rules)
     assert isinstance(action, Reschedule)
-    assert (action.attempts, action.progress, action.missing_url_polls) == (3, 40, 0)
+    assert (action.attempts, action.progress, action.missing_url_polls) == (3, 40, 1)
+    assert action.at == math.ceil(rules.pending.next_poll_at(JOB, 40, now=NOW))  # whole seconds, never earlier
+
+
+def test_a_pending_answer_never_uses_the_backoff() -> None:
+    # The backoff's rng would move if it were asked: the same policy gives the same errors' backoff.
+    rules = policy()
+    for progress in (None, 0, 40, 99):
+        decide_poll(JOB, Pending(progress=progress), now=NOW, policy=rules)
+    assert decide_poll(JOB, RetryableError("503"), now=NOW, policy=rules) == decide_poll(
+        JOB, RetryableError("503"), now=NOW, policy=policy()
+    )
+
+
+@pytest.mark.parametrize(
+    "answer", [RetryableError("503", status=503), CometApiError("HTTP 301"), Pending(missing_url=True)], ids=repr
+)
+def test_errors_and_a_done_without_url_back_off_by_the_attempts(answer: PollStatus | CometApiError) -> None:
+    action = decide_poll(JOB, answer, now=NOW, policy=policy())
+    assert isinstance(action, Reschedule) and action.attempts == 3
     # attempt 3: ceiling min(60, 5 * 2**3) = 40, equal jitter -> 20..40 s, +1 s rounding
     assert NOW + 20 <= action.at <= NOW + 41
+
+
+def test_the_pending_schedule_is_the_policys() -> None:
+    eager = PollPolicy(pending=ProgressSchedule(floor=1, near=2, cap=3))
+    action = decide_poll(JOB, Pending(progress=1), now=NOW, policy=eager)  # far from done: the cap
+    assert isinstance(action, Reschedule) and action.at == NOW + 3
 
 
 def test_an_error_backoff_does_not_touch_progress() -> None:
@@ -103,5 +131,5 @@ def test_a_success_is_passed_on_unchanged() -> None:
 
 
 def test_the_fresh_id_grace_is_the_policys() -> None:
-    generous = PollPolicy(schedule=PollSchedule(rng=random.Random(1)), fresh_id_grace=600)
+    generous = PollPolicy(backoff=PollSchedule(rng=random.Random(1)), fresh_id_grace=600)
     assert isinstance(decide_poll(JOB, NotFoundError("x"), now=NOW, policy=generous), Reschedule)

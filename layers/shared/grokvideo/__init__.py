@@ -11,7 +11,8 @@ Modules, one concern each:
 - ``jobs``       job store over DynamoDB (register, due index, claim, transition, outbox)
 - ``events``     output event details and the EventBridge publisher
 - ``contract``   typed models (TypedDicts) of every event detail, input and output, as in ``schemas/``
-- ``backoff``    poll schedule with jitter
+- ``schedule``   when to poll a pending job again: around the finish its progress forecasts
+- ``backoff``    when to poll again after an error: exponential backoff with jitter
 - ``sweep``      the poller: claim due jobs, poll them concurrently, transition, publish
 - ``urlguard``   what a video download may connect to
 - ``archive``    streaming copy of a finished video into S3

@@ -1,8 +1,10 @@
-"""Poll schedule: when to ask the provider about a job again.
+"""Backoff: when to ask the provider about a job again after a poll that told us nothing.
 
-The first poll comes ``first_delay`` seconds after registration; then the gap grows
-exponentially with "equal jitter" (half fixed, half random) up to ``cap``, so a crowd of jobs
-registered together spreads out instead of polling in lockstep.
+After an error (5xx, a timeout, an unreadable answer, a fresh id the provider does not know yet)
+or a "done" without a URL, the gap grows from ``first_delay`` exponentially with the job's
+attempts, with "equal jitter" (half fixed, half random) up to ``cap``, so a crowd of jobs failing
+together spreads out instead of polling in lockstep. (A pending answer is timed by its progress
+instead: ``grokvideo.schedule``.)
 
 >>> import random
 >>> schedule = PollSchedule(first_delay=5, cap=60, rng=random.Random(7))

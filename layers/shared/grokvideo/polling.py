@@ -7,7 +7,8 @@ the sweep carries out:
 ===================================  =================================  ============================
 provider says                        before the job's deadline          past it (one last poll)
 ===================================  =================================  ============================
-pending / unknown status             ``Reschedule`` (jittered backoff)  ``Finish`` TIMED_OUT
+pending / unknown status             ``Reschedule`` around the          ``Finish`` TIMED_OUT
+                                     forecast finish (progress-aware)
 succeeded                            ``Finish`` SUCCEEDED               ``Finish`` SUCCEEDED
 failed / expired / moderated         ``Finish`` FAILED with the reason  the same
 "done" without a URL                 ``Reschedule``; ``Finish``         ``Finish`` TIMED_OUT
@@ -28,24 +29,36 @@ unknown id                           ``Reschedule`` while the id is     ``Finish
 A job past its deadline is still polled once: the deadline ends a job only on a fresh answer that
 says it is not done, so a long outage of ours (a refused key) never times out a finished video.
 
+Two schedules time a ``Reschedule``: a pending answer's comes from ``policy.pending``
+(``grokvideo.schedule.ProgressSchedule``: around the finish its progress forecasts, within 5-60 s);
+every other row's from ``policy.backoff`` (``grokvideo.backoff.PollSchedule``: exponential backoff
+with jitter over the job's attempts).
+
 >>> import random
+>>> from grokvideo.errors import RetryableError
 >>> from grokvideo.models import JobState
 >>> job = Job("4b2cd27e", JobState.PENDING, registered_at=0, deadline_at=3600, attempts=2)
->>> policy = PollPolicy(schedule=PollSchedule(first_delay=5, cap=60, rng=random.Random(1)))
->>> decide_poll(job, Pending(progress=40), now=100, policy=policy)
-Reschedule(at=123, attempts=3, progress=40, missing_url_polls=0)
+>>> policy = PollPolicy(backoff=PollSchedule(first_delay=5, cap=60, rng=random.Random(1)))
+>>> decide_poll(job, Pending(progress=40), now=100, policy=policy)  # "done" due in 100-160 s: the cap
+Reschedule(at=160, attempts=3, progress=40, missing_url_polls=0)
+>>> decide_poll(job, Pending(progress=95), now=100, policy=policy)  # due within 20 s: 10 s
+Reschedule(at=110, attempts=3, progress=95, missing_url_polls=0)
+>>> decide_poll(job, RetryableError("HTTP 503"), now=100, policy=policy)  # the backoff
+Reschedule(at=123, attempts=3, progress=None, missing_url_polls=None)
 >>> decide_poll(job, Pending(), now=3600, policy=policy).outcome.reason
 <FailureReason.TIMED_OUT: 'TIMED_OUT'>
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from grokvideo.backoff import PollSchedule
 from grokvideo.errors import AuthError, CometApiError, InvalidRequestError, NotFoundError, RateLimitedError
 from grokvideo.jobs import Job
 from grokvideo.models import Failed, FailureReason, Pending, PollStatus, Succeeded
+from grokvideo.schedule import ProgressSchedule
 
 FRESH_ID_GRACE = 60  # seconds a new id may be unknown to the provider (it answers task_not_exist)
 MISSING_URL_LIMIT = 3  # "done" answers without a usable URL before the job fails
@@ -53,7 +66,11 @@ MISSING_URL_LIMIT = 3  # "done" answers without a usable URL before the job fail
 
 @dataclass(frozen=True, slots=True)
 class PollPolicy:
-    schedule: PollSchedule = field(default_factory=PollSchedule)
+    """How ``decide_poll`` decides: ``pending`` times the next poll of a job still running,
+    ``backoff`` the next poll after an error or a "done" without a URL."""
+
+    backoff: PollSchedule = field(default_factory=PollSchedule)
+    pending: ProgressSchedule = field(default_factory=ProgressSchedule)
     fresh_id_grace: int = FRESH_ID_GRACE
     missing_url_limit: int = MISSING_URL_LIMIT
 
@@ -148,10 +165,13 @@ def decide_poll(job: Job, answer: PollStatus | CometApiError, *, now: float, pol
         missing = job.missing_url_polls + int(answer.missing_url)
         if missing >= policy.missing_url_limit:
             return Finish(Failed(FailureReason.PROVIDER_FAILED, "completed without a video URL"))
-        return _backoff(job, now, policy, progress=answer.progress, missing_url_polls=missing)
+        if answer.missing_url:
+            return _backoff(job, now, policy, progress=answer.progress, missing_url_polls=missing)
+        at = math.ceil(policy.pending.next_poll_at(job, answer.progress, now=now))
+        return Reschedule(at=at, attempts=job.attempts + 1, progress=answer.progress, missing_url_polls=missing)
     return _backoff(job, now, policy)  # 5xx, timeouts, unreadable answers, a fresh unknown id
 
 
 def _backoff(job: Job, now: float, policy: PollPolicy, **changes: int | None) -> Reschedule:
     attempts = job.attempts + 1
-    return Reschedule(at=int(now + policy.schedule.delay(attempts)) + 1, attempts=attempts, **changes)
+    return Reschedule(at=int(now + policy.backoff.delay(attempts)) + 1, attempts=attempts, **changes)

@@ -40,6 +40,7 @@ from grokvideo.queues import SqsRequeue
 from grokvideo.ratelimit import PollBudget, SharedRateLimiter
 from grokvideo.registration import Registrar
 from grokvideo.reservations import Reservations
+from grokvideo.schedule import ProgressSchedule
 from grokvideo.submitter import Submitter
 from grokvideo.sweep import Sweeper
 from grokvideo.urlguard import UrlGuard
@@ -106,6 +107,7 @@ def sweeper() -> Sweeper:
         publisher(s.bus),
         concurrency=s.poll_concurrency,
         schedule=PollSchedule(first_delay=s.table.first_poll_delay_seconds, cap=s.poll_interval_seconds),
+        pending_schedule=ProgressSchedule(cap=s.poll_interval_seconds),
         lease_seconds=s.lease_seconds,
         sweep_seconds=s.sweep_seconds,
         budget=poll_budget(store, s.poll_rate_per_second, s.poll_concurrency),

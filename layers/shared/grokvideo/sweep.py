@@ -48,6 +48,7 @@ from grokvideo.polling import (
     decide_stalled_copy,
 )
 from grokvideo.ratelimit import PollBudget
+from grokvideo.schedule import ProgressSchedule
 
 logger = Logger(child=True)
 
@@ -123,6 +124,7 @@ class Sweeper:
         *,
         concurrency: int = 16,
         schedule: PollSchedule | None = None,
+        pending_schedule: ProgressSchedule | None = None,
         lease_seconds: int = 120,
         sweep_seconds: float = 50,
         relay_after: int = RELAY_AFTER,
@@ -139,7 +141,12 @@ class Sweeper:
         self.lease_seconds = lease_seconds
         self.sweep_seconds = sweep_seconds
         self.relay_after = relay_after
-        self.policy = PollPolicy(self.schedule, fresh_id_grace=fresh_id_grace, missing_url_limit=missing_url_limit)
+        self.policy = PollPolicy(
+            backoff=self.schedule,
+            pending=pending_schedule or ProgressSchedule(),
+            fresh_id_grace=fresh_id_grace,
+            missing_url_limit=missing_url_limit,
+        )
         self.clock, self.sleep = clock, sleep
         self.relay = Relay(store, publisher, clock=clock)
         self.owner = owner or f"sweep-{os.getpid()}-{uuid.uuid4().hex[:8]}"
