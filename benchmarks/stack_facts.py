@@ -8,6 +8,8 @@ are, and whether the stack creates the key's secret. Values that are conditions 
 >>> facts = stack_facts()
 >>> facts.memory_mb["poller"], facts.schedule_minutes, facts.batch_size["submit"]
 (512, 1, 5)
+>>> facts.environment["POWERTOOLS_SERVICE_NAME"]
+'grokvideo'
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class StackFacts:
     creates_secret: bool
     sqs_mappings: int  # event source mappings polling a queue (Lambda's pollers bill receives)
     parameters: dict[str, str]  # the stack parameters' defaults
+    environment: dict[str, str]  # the functions' common variables (Globals) that are plain values
 
 
 @cache
@@ -87,6 +90,11 @@ def stack_facts(path: Path = TEMPLATE) -> StackFacts:
         creates_secret=resolver.condition(resources["ApiKeySecret"].get("Condition")),
         sqs_mappings=len(mappings),
         parameters={k: str(v) for k, v in resolver.parameters.items() if v is not None},
+        environment={
+            str(k): str(v)
+            for k, v in resolver.value(defaults.get("Environment", {}).get("Variables", {})).items()
+            if isinstance(v, str)
+        },
     )
 
 
