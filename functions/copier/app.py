@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -21,10 +21,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from grokvideo import runtime
 from grokvideo.copier import RetryCopy, retry_delay
 from grokvideo.models import JobState
+from grokvideo.tracing import handler_tracer
 from grokvideo.validation import validate_request_id
 
 logger = Logger()
-tracer = Tracer()
+tracer = handler_tracer()  # Powertools' Tracer only when the stack traces (EnableTracing)
 metrics = Metrics()
 # A batch whose every record failed answers with batchItemFailures too, instead of raising.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
