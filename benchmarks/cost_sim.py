@@ -643,19 +643,20 @@ def function_environment(
 def virtual_runtime(sim: Simulation) -> Iterator[None]:
     """The package's clocks, sleeps and provider client, pointed at the simulation.
 
-    ``grokvideo.runtime`` builds every object the handlers use; its constructors take ``clock``
-    and ``sleep``, so the classes it names are wrapped to pass the virtual ones.
+    ``grokvideo.runtime`` builds every object the handlers use, importing each class from its
+    module when its factory first runs; the constructors take ``clock`` and ``sleep``, so the
+    classes are wrapped in their modules to pass the virtual ones.
     """
     from unittest import mock
 
     from aws_lambda_powertools.utilities.parameters import base as parameters_base
 
-    from grokvideo import runtime
+    from grokvideo import archive, copier, ratelimit, runtime, submitter, sweep
 
     clock = sim.clock.time
     download_seconds = sim.workload.video_bytes / (sim.workload.download_mib_per_s * MiB)
 
-    class ModelledArchiver(runtime.VideoArchiver):
+    class ModelledArchiver(archive.VideoArchiver):
         def archive(self, *args: Any, **kwargs: Any) -> Any:
             stored = super().archive(*args, **kwargs)
             sim.wait(download_seconds)
@@ -663,14 +664,14 @@ def virtual_runtime(sim: Simulation) -> Iterator[None]:
 
     original_cometapi = runtime.cometapi
     with contextlib.ExitStack() as patches:
-        for name, options in (
-            ("Sweeper", {"clock": clock, "sleep": sim.poller_sleep}),
-            ("Submitter", {"clock": clock, "sleep": sim.wait}),
-            ("SharedRateLimiter", {"clock": clock}),
-            ("Copier", {"clock": clock}),
+        for module, name, options in (
+            (sweep, "Sweeper", {"clock": clock, "sleep": sim.poller_sleep}),
+            (submitter, "Submitter", {"clock": clock, "sleep": sim.wait}),
+            (ratelimit, "SharedRateLimiter", {"clock": clock}),
+            (copier, "Copier", {"clock": clock}),
         ):
-            patches.enter_context(mock.patch.object(runtime, name, partial(getattr(runtime, name), **options)))
-        patches.enter_context(mock.patch.object(runtime, "VideoArchiver", ModelledArchiver))
+            patches.enter_context(mock.patch.object(module, name, partial(getattr(module, name), **options)))
+        patches.enter_context(mock.patch.object(archive, "VideoArchiver", ModelledArchiver))
         patches.enter_context(
             mock.patch.object(runtime, "cometapi", lambda *a, **k: MeteredProvider(original_cometapi(*a, **k), sim))
         )
