@@ -54,6 +54,7 @@ bench: venv ## the benchmarks (README "Benchmarks"), each also runnable alone
 	$(PY) benchmarks/copy_video.py
 	$(PY) benchmarks/cold_start.py
 	$(PY) benchmarks/submit_burst.py
+	$(PY) benchmarks/cost.py
 
 chaos: venv ## the chaos run on the local stack (benchmarks/chaos.py: 500 jobs, faults, killed workers; ~10 min)
 	$(PY) local/stack.py venvs

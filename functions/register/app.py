@@ -5,15 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grokvideo import runtime
+from grokvideo.tracing import handler_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = handler_tracer()  # Powertools' Tracer only when the stack traces (EnableTracing)
 metrics = Metrics()
 
 

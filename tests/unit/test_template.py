@@ -397,11 +397,16 @@ def test_globals_runtime_arch_tracing_layer(tpl: dict[str, Any]) -> None:
     g = tpl["Globals"]["Function"]
     assert g["Runtime"] == "python3.13"
     assert list(g["Architectures"]) == ["arm64"]
-    assert g["Tracing"] == "Active"
+    # X-Ray costs per trace and the SDK slows every cold start: only when asked for (EnableTracing),
+    # and then the handlers' Tracer traces too (POWERTOOLS_TRACE_DISABLED false).
+    assert tpl["Parameters"]["EnableTracing"]["Default"] == "false"
+    assert g["Tracing"] == {"Fn::If": ["TracingEnabled", "Active", "PassThrough"]}
     assert {"Ref": "SharedLayer"} in g["Layers"]
     env = g["Environment"]["Variables"]
     assert env["POWERTOOLS_SERVICE_NAME"] == "grokvideo"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "GrokVideo"
+    assert env["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["TracingEnabled", "false", "true"]}
+    assert tpl["Conditions"]["TracingEnabled"] == {"Fn::Equals": [{"Ref": "EnableTracing"}, "true"]}
 
 
 def test_environment_names_are_ones_each_function_reads(res: dict[str, Any], tpl: dict[str, Any]) -> None:
@@ -835,7 +840,8 @@ def test_put_events_only_with_our_source(res: dict[str, Any]) -> None:
     assert count == len(FUNCTIONS)
 
 
-# What every function's role holds besides its own work: its log group, and X-Ray (Tracing: Active).
+# What every function's role holds besides its own work: its log group, and X-Ray (kept whatever
+# EnableTracing says, so turning tracing on or off changes no role).
 RUNNING = {
     "logs:CreateLogStream",
     "logs:PutLogEvents",

@@ -4,6 +4,11 @@ Each handler calls its one factory (``sweeper()``, ``registrar()``, ``copier()``
 which reads that function's settings and builds its object on first use; clients are shared while
 the execution environment stays warm.
 
+Each factory imports what it builds when it first runs, not this module: a handler's import then
+costs only its own function's modules (the poller never loads the archive, URL guard, submitter
+or the S3 transfer machinery), which keeps the cold start near a bare ``import boto3``
+(``benchmarks/cold_start.py``).
+
 Use (needs AWS or the provider, so not a doctest)::
 
     report = sweeper().run(time_left=lambda: 60)
@@ -12,15 +17,11 @@ Use (needs AWS or the provider, so not a doctest)::
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
 
-from grokvideo.archive import VideoArchiver
-from grokvideo.backoff import PollSchedule
-from grokvideo.cometapi import CometApiClient
 from grokvideo.config import (
     BusSettings,
     CopierSettings,
@@ -31,19 +32,18 @@ from grokvideo.config import (
     TableSettings,
     api_key_from_secret,
 )
-from grokvideo.copier import Copier
-from grokvideo.events import EventPublisher
-from grokvideo.fanout import FanOut
-from grokvideo.jobs import JobStore
-from grokvideo.presign import SIGNING, S3Presigner
-from grokvideo.queues import SqsRequeue
-from grokvideo.ratelimit import PollBudget, SharedRateLimiter
-from grokvideo.registration import Registrar
-from grokvideo.reservations import Reservations
-from grokvideo.schedule import ProgressSchedule
-from grokvideo.submitter import Submitter
-from grokvideo.sweep import Sweeper
-from grokvideo.urlguard import UrlGuard
+
+if TYPE_CHECKING:
+    from grokvideo.cometapi import CometApiClient
+    from grokvideo.copier import Copier
+    from grokvideo.events import EventPublisher
+    from grokvideo.fanout import FanOut
+    from grokvideo.jobs import JobStore
+    from grokvideo.queues import SqsRequeue
+    from grokvideo.ratelimit import PollBudget
+    from grokvideo.registration import Registrar
+    from grokvideo.submitter import Submitter
+    from grokvideo.sweep import Sweeper
 
 # The key is re-read from Secrets Manager at most every 5 minutes, so a rotated key is picked up
 # without a redeploy.
@@ -56,6 +56,8 @@ CREATE_READ_TIMEOUT = 30.0
 
 @cache
 def job_store(table: TableSettings) -> JobStore:
+    from grokvideo.jobs import JobStore
+
     return JobStore(
         table.table_name,
         shards=table.due_shards,
@@ -68,11 +70,15 @@ def job_store(table: TableSettings) -> JobStore:
 
 @cache
 def publisher(bus: BusSettings) -> EventPublisher:
+    from grokvideo.events import EventPublisher
+
     return EventPublisher(bus.event_bus_name, bus.event_source)
 
 
 def read_api_key(secret_arn: str) -> str:
     """The CometAPI key from Secrets Manager: the bare key, or JSON ``{"api_key": ...}``."""
+    from aws_lambda_powertools.utilities import parameters
+
     value = parameters.get_secret(secret_arn, max_age=API_KEY_MAX_AGE)
     return api_key_from_secret(value if isinstance(value, bytes) else str(value))
 
@@ -80,6 +86,8 @@ def read_api_key(secret_arn: str) -> str:
 def cometapi(provider: ProviderSettings, **options: Any) -> CometApiClient:
     """A client reading the key through Secrets Manager (cached) on every call; ``options`` go to
     ``CometApiClient`` (``maxsize``, ``read_timeout``)."""
+    from grokvideo.cometapi import CometApiClient
+
     return CometApiClient(provider.api_base_url, lambda: read_api_key(provider.api_key_secret_arn), **options)
 
 
@@ -99,6 +107,10 @@ def poll_client() -> CometApiClient:
 
 def sweeper() -> Sweeper:
     """A fresh sweeper per invocation (it carries the invocation's report), on shared clients."""
+    from grokvideo.backoff import PollSchedule
+    from grokvideo.schedule import ProgressSchedule
+    from grokvideo.sweep import Sweeper
+
     s = poller_settings()
     store = job_store(s.table)
     return Sweeper(
@@ -116,6 +128,8 @@ def sweeper() -> Sweeper:
 
 def poll_budget(store: JobStore, per_second: float, batch: int) -> PollBudget | None:
     """The provider's status-call rate shared by every poller (None when unpaced: rate 0)."""
+    from grokvideo.ratelimit import PollBudget, SharedRateLimiter
+
     if per_second <= 0:
         return None
     return PollBudget(SharedRateLimiter(store.table, "poll", per_second=per_second), batch=batch)
@@ -124,6 +138,8 @@ def poll_budget(store: JobStore, per_second: float, batch: int) -> PollBudget | 
 @cache
 def fan_out(function_arn: str) -> FanOut:
     """The scheduled tick's planner: spreads a large backlog over ``MaxParallelSweeps`` invocations."""
+    from grokvideo.fanout import FanOut
+
     s = poller_settings()
     return FanOut(
         job_store(s.table),
@@ -137,6 +153,8 @@ def fan_out(function_arn: str) -> FanOut:
 
 @cache
 def registrar() -> Registrar:
+    from grokvideo.registration import Registrar
+
     s = RegisterSettings.from_env()
     return Registrar(job_store(s.table), publisher(s.bus))
 
@@ -148,6 +166,11 @@ def submit_settings() -> SubmitSettings:
 
 @cache
 def submitter() -> Submitter:
+    from grokvideo.presign import SIGNING, S3Presigner
+    from grokvideo.ratelimit import SharedRateLimiter
+    from grokvideo.reservations import Reservations
+    from grokvideo.submitter import Submitter
+
     s = submit_settings()
     store = job_store(s.table)
     return Submitter(
@@ -163,6 +186,8 @@ def submitter() -> Submitter:
 
 @cache
 def submit_requeue() -> SqsRequeue:
+    from grokvideo.queues import SqsRequeue
+
     return SqsRequeue(boto3.client("sqs", config=AWS_CONFIG), submit_settings().submit_queue_url)
 
 
@@ -173,11 +198,17 @@ def copier_settings() -> CopierSettings:
 
 @cache
 def copy_requeue() -> SqsRequeue:
+    from grokvideo.queues import SqsRequeue
+
     return SqsRequeue(boto3.client("sqs", config=AWS_CONFIG), copier_settings().copy_queue_url)
 
 
 @cache
 def copier() -> Copier:
+    from grokvideo.archive import VideoArchiver
+    from grokvideo.copier import Copier
+    from grokvideo.urlguard import UrlGuard
+
     s = copier_settings()
     guard = UrlGuard(s.allowed_video_hosts, allow_private=s.allow_private_video_hosts)
     archiver = VideoArchiver(guard, boto3.client("s3", config=AWS_CONFIG), max_video_bytes=s.max_video_bytes)

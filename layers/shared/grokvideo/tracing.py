@@ -1,0 +1,84 @@
+"""X-Ray tracing of the handlers, optional: the X-Ray SDK is imported only by a function that traces.
+
+Powertools' ``Tracer()`` imports the X-Ray SDK even when tracing is disabled, and when it is on
+patches every library the SDK knows at import time (requests, sqlite3, httpx...). Measured
+(``benchmarks/cold_start.py``), that was the largest part of a handler's import: 1.9x-2.1x a bare
+``import boto3``. And ``Tracing: Active`` records a trace for most invocations, billed per trace
+(``benchmarks/cost.py``). So tracing is off unless the stack's ``EnableTracing`` parameter is true,
+which sets ``Tracing: Active`` on the functions and ``POWERTOOLS_TRACE_DISABLED=false``.
+
+``handler_tracer()`` is Powertools' ``Tracer`` when the function traces (in Lambda, and
+POWERTOOLS_TRACE_DISABLED not true: Powertools' own rule) and otherwise a ``NoTracer`` whose
+decorators hand the function back unchanged, in both the ``@tracer.capture_method`` and the
+``@tracer.capture_method(capture_response=False)`` forms.
+
+>>> tracer = handler_tracer({"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "true"})
+>>> @tracer.capture_method(capture_response=False)
+... def plus_one(x):
+...     return x + 1
+>>> plus_one(1), type(tracer).__name__
+(2, 'NoTracer')
+>>> in_lambda = {"LAMBDA_TASK_ROOT": "/var/task"}
+>>> traces(in_lambda), traces({}), traces({**in_lambda, "AWS_SAM_LOCAL": "true"})
+(True, False, False)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar, cast
+
+F = TypeVar("F", bound=Callable[..., Any])
+TRUTHY = frozenset({"1", "y", "yes", "t", "true", "on"})
+
+
+class HandlerTracer(Protocol):
+    """What the handlers use of Powertools' ``Tracer``."""
+
+    def capture_lambda_handler(
+        self, lambda_handler: Any = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Any: ...
+
+    def capture_method(
+        self, method: Any = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Any: ...
+
+
+class NoTracer:
+    """A tracer that traces nothing: each decorator returns the function it is given."""
+
+    def capture_lambda_handler(
+        self, lambda_handler: F | None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Any:
+        return _unchanged(lambda_handler)
+
+    def capture_method(
+        self, method: F | None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Any:
+        return _unchanged(method)
+
+
+def _unchanged(function: F | None) -> Any:
+    if function is not None:
+        return function
+    return lambda decorated: decorated  # called with options only: the decorator comes next
+
+
+def traces(env: Mapping[str, str] | None = None) -> bool:
+    """Whether Powertools would trace here: in Lambda (not SAM local or Chalice local) and not
+    disabled by POWERTOOLS_TRACE_DISABLED."""
+    e = os.environ if env is None else env
+    if e.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in TRUTHY:
+        return False
+    local = e.get("AWS_SAM_LOCAL") or e.get("AWS_CHALICE_CLI_MODE")
+    return bool(e.get("LAMBDA_TASK_ROOT")) and not local
+
+
+def handler_tracer(env: Mapping[str, str] | None = None) -> HandlerTracer:
+    """Powertools' ``Tracer`` (and the X-Ray SDK) when the function traces, else a ``NoTracer``."""
+    if not traces(env):
+        return NoTracer()
+    from aws_lambda_powertools import Tracer
+
+    return cast(HandlerTracer, Tracer())
