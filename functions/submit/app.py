@@ -1,6 +1,6 @@
 """Submit: generation and edit requests from the SQS submit queue become provider jobs.
 
-Partial batch failures (``grokvideo.sqs_batch``): a request to try again fails alone, after
+Partial batch failures (Powertools BatchProcessor): a request to try again fails alone, after
 its message's visibility is set to when it should come back (a 429's Retry-After, never the
 queue's long timeout). Its idempotency key makes every redelivery safe.
 """
@@ -12,16 +12,18 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grokvideo import runtime
-from grokvideo.sqs_batch import SqsMessage, process_batch
 from grokvideo.submitter import RetryLater
 from grokvideo.tracing import handler_tracer
 
 logger = Logger()
 tracer = handler_tracer()  # Powertools' Tracer only when the stack traces (EnableTracing)
 metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 OUTCOME_METRICS = {
     "submitted": "JobsSubmitted",
     "announced": "DuplicateRequests",
@@ -31,7 +33,7 @@ OUTCOME_METRICS = {
 
 
 @tracer.capture_method(capture_response=False)
-def submit_record(record: SqsMessage, lambda_context: LambdaContext | None = None) -> dict[str, Any]:
+def submit_record(record: SQSRecord, lambda_context: LambdaContext | None = None) -> dict[str, Any]:
     try:
         event = json.loads(record.body)
     except ValueError:
@@ -39,7 +41,8 @@ def submit_record(record: SqsMessage, lambda_context: LambdaContext | None = Non
     event = event if isinstance(event, dict) else {}
     time_left = (lambda: lambda_context.get_remaining_time_in_millis() / 1000) if lambda_context else (lambda: 60.0)
     try:
-        result = runtime.submitter().handle(event, time_left=time_left, receive_count=record.receive_count)
+        receives = int(record.attributes.approximate_receive_count or 1)
+        result = runtime.submitter().handle(event, time_left=time_left, receive_count=receives)
     except RetryLater as later:
         runtime.submit_requeue().later(record.receipt_handle, seconds=later.seconds)
         metrics.add_metric(name="SubmitRetries", unit=MetricUnit.Count, value=1)
@@ -59,4 +62,4 @@ def submit_record(record: SqsMessage, lambda_context: LambdaContext | None = Non
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_batch(event, submit_record, context=context)
+    return process_partial_response(event=event, record_handler=submit_record, processor=processor, context=context)
