@@ -31,9 +31,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if shards is None:  # the scheduled tick: plan, and hand other shards to other invocations
         plan = runtime.fan_out(context.invoked_function_arn).start(int(time.time()))
         shards = plan.mine
-        metrics.add_metric(name="SweepsDispatched", unit="Count", value=len(plan.others))
+        if plan.others:
+            metrics.add_metric(name="SweepsDispatched", unit="Count", value=len(plan.others))
     report = runtime.sweeper().run(time_left=lambda: context.get_remaining_time_in_millis() / 1000, shards=shards)
-    record_sweep(metrics, report)
+    if not report.idle:  # an idle minute sends no metric: custom metrics bill by the hour they are sent
+        record_sweep(metrics, report)
     summary = {**report.as_dict(), "shards": list(shards)}
     logger.info("sweep done", extra={"sweep": summary})
     return summary

@@ -179,3 +179,16 @@ def test_a_dispatched_sweep_polls_only_its_shards(
         poller.lambda_handler({"sweep_shards": [2, 2]}, FakeContext())
     tick = poller.lambda_handler({"source": "aws.scheduler"}, FakeContext())
     assert tick["shards"] == [0, 1, 2, 3] and summary["succeeded"] + tick["succeeded"] == len(ids)
+
+
+def test_an_idle_tick_sends_no_metric_and_a_busy_one_does(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeCometAPI, store: JobStore, capture: EventCapture, capsys: Any
+) -> None:
+    """Custom metrics bill by the hour they are sent: a minute with nothing due must send none."""
+    deploy_env(monkeypatch, fake.base_url)
+    poller = load_handler("poller")
+    poller.lambda_handler({}, FakeContext())
+    assert '"_aws"' not in capsys.readouterr().out
+    store.register(fake.add_job(outcome="done", ready_after=0), now=int(time.time()) - 10)
+    poller.lambda_handler({}, FakeContext())
+    assert '"JobsSucceeded"' in capsys.readouterr().out

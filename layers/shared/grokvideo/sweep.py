@@ -80,6 +80,16 @@ class SweepReport:
     rate_limited: bool = False
     duration_seconds: float = 0.0
 
+    @property
+    def idle(self) -> bool:
+        """Nothing happened: no job was due or claimed, nothing failed, nothing was owed.
+
+        >>> SweepReport(passes=1, items_read=4, duration_seconds=0.01).idle, SweepReport(lost_claims=1).idle
+        (True, False)
+        """
+        quiet = {"passes", "items_read", "duration_seconds"}
+        return all(not getattr(self, f.name) for f in fields(self) if f.name not in quiet)
+
     def as_dict(self) -> dict[str, object]:
         """JSON-ready (``dataclasses.asdict`` would turn the Counters into tuple-keyed Counters)."""
         out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
