@@ -21,11 +21,13 @@ import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
+from grokvideo.dynamo import decode_item, encode, encode_item
 from grokvideo.models import JobState
 
 DUE_INDEX = "due"
@@ -85,13 +87,16 @@ class Job:
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Job:
-        known = {f.name for f in fields(cls)}
-        values = {k: _from_dynamo(v) for k, v in item.items() if k in known}
+        """The job from an item of plain values (``dynamo.decode_item``'s, or the resource layer's)."""
+        values = {k: _from_dynamo(v) for k, v in item.items() if k in _JOB_FIELDS}
         values["state"] = JobState(values["state"])
         for name in JSON_ATTRIBUTES:
             raw = item.get(name)
             values[name] = json.loads(raw) if isinstance(raw, str) else {}
         return cls(**values)
+
+
+_JOB_FIELDS = frozenset(f.name for f in fields(Job))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +135,11 @@ def _to_dynamo(value: Any) -> Any:
 
 
 class JobStore:
-    """Data access for jobs. ``items_read`` counts items DynamoDB read for due queries."""
+    """Data access for jobs. ``items_read`` counts items DynamoDB read for due queries.
+
+    ``client`` is a low-level DynamoDB client (default: boto3's, from the environment): every call
+    is made on it, with the wire format done by ``grokvideo.dynamo`` (why: that module's docstring).
+    """
 
     def __init__(
         self,
@@ -140,10 +149,10 @@ class JobStore:
         first_poll_delay: int = 5,
         max_job_age: int = 3600,
         finished_ttl_days: int = 30,
-        dynamodb: Any = None,
+        client: Any = None,
     ) -> None:
-        self._resource = dynamodb or boto3.resource("dynamodb")
-        self._table = self._resource.Table(table_name)
+        self.table_name = table_name
+        self._client = client or boto3.client("dynamodb")
         self.shards = shards
         self.first_poll_delay = first_poll_delay
         self.max_job_age = max_job_age
@@ -179,7 +188,11 @@ class JobStore:
     def put_new(self, item: Mapping[str, Any]) -> bool:
         """Write ``item`` unless its id exists; False when it did (nothing changed)."""
         try:
-            self._table.put_item(Item=dict(item), ConditionExpression="attribute_not_exists(request_id)")
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=encode_item(item),
+                ConditionExpression="attribute_not_exists(request_id)",
+            )
         except ClientError as err:
             if is_conditional_failure(err):
                 return False
@@ -214,13 +227,27 @@ class JobStore:
         return item
 
     def get(self, request_id: str) -> Job | None:
-        item = self._table.get_item(Key={"request_id": request_id}, ConsistentRead=True).get("Item")
-        return Job.from_item(item) if item else None
+        item = self._client.get_item(
+            TableName=self.table_name, Key={"request_id": {"S": request_id}}, ConsistentRead=True
+        ).get("Item")
+        return Job.from_item(decode_item(item)) if item else None
 
-    @property
+    @cached_property
     def table(self) -> Any:
-        """The boto3 ``Table`` (for stores that keep other item kinds in the same table)."""
-        return self._table
+        """A boto3 ``Table`` on the same endpoint, region and settings as the client (for stores
+        that keep other item kinds in the same table); made on first use, so a poller never pays
+        for the resource layer."""
+        meta = self._client.meta
+        resource = boto3.resource(
+            "dynamodb", region_name=meta.region_name, endpoint_url=meta.endpoint_url, config=meta.config
+        )
+        return resource.Table(self.table_name)
+
+    def _query(self, **kwargs: Any) -> dict[str, Any]:
+        """One page of a query; counts the items DynamoDB read."""
+        page: dict[str, Any] = self._client.query(TableName=self.table_name, **kwargs)
+        self.items_read += page.get("ScannedCount", 0)
+        return page
 
     def due(self, now: int, *, page_size: int = 100) -> Iterator[list[Job]]:
         """Yield pages of jobs whose next poll time has come, shard by shard."""
@@ -228,13 +255,12 @@ class JobStore:
             kwargs: dict[str, Any] = {
                 "IndexName": DUE_INDEX,
                 "KeyConditionExpression": "due_shard = :s AND next_poll_at <= :now",
-                "ExpressionAttributeValues": {":s": shard, ":now": now},
+                "ExpressionAttributeValues": {":s": encode(shard), ":now": encode(now)},
                 "Limit": page_size,
             }
             while True:
-                page = self._table.query(**kwargs)
-                self.items_read += page.get("ScannedCount", 0)
-                jobs = [Job.from_item(item) for item in page.get("Items", [])]
+                page = self._query(**kwargs)
+                jobs = [Job.from_item(decode_item(item)) for item in page.get("Items", [])]
                 if jobs:
                     yield jobs
                 if "LastEvaluatedKey" not in page:
@@ -245,16 +271,15 @@ class JobStore:
         """Earliest ``next_poll_at`` in the due index (one item read per shard), or None if empty."""
         earliest: int | None = None
         for shard in range(self.shards):
-            page = self._table.query(
+            page = self._query(
                 IndexName=DUE_INDEX,
                 KeyConditionExpression="due_shard = :s",
-                ExpressionAttributeValues={":s": shard},
+                ExpressionAttributeValues={":s": encode(shard)},
                 Limit=1,
                 ProjectionExpression="next_poll_at",
             )
-            self.items_read += page.get("ScannedCount", 0)
             for item in page.get("Items", []):
-                at = int(item["next_poll_at"])
+                at = int(decode_item(item)["next_poll_at"])
                 earliest = at if earliest is None else min(earliest, at)
         return earliest
 
@@ -266,9 +291,9 @@ class JobStore:
         attributes only (state, times, ``client_ref``, ``reason``, S3 location).
         """
         condition = "#state = :state" + ("" if since is None else " AND registered_at >= :since")
-        values: dict[str, Any] = {":state": state.value}
+        values: dict[str, Any] = {":state": encode(state.value)}
         if since is not None:
-            values[":since"] = since
+            values[":since"] = encode(since)
         kwargs: dict[str, Any] = {
             "IndexName": STATE_INDEX,
             "KeyConditionExpression": condition,
@@ -279,9 +304,8 @@ class JobStore:
         }
         jobs: list[JobSummary] = []
         while len(jobs) < limit:
-            page = self._table.query(**kwargs)
-            self.items_read += page.get("ScannedCount", 0)
-            jobs.extend(JobSummary.from_item(item) for item in page.get("Items", []))
+            page = self._query(**kwargs)
+            jobs.extend(JobSummary.from_item(decode_item(item)) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 break
             kwargs.update(ExclusiveStartKey=page["LastEvaluatedKey"], Limit=limit - len(jobs))
@@ -289,28 +313,27 @@ class JobStore:
 
     def with_ref(self, client_ref: str, *, limit: int = 100) -> list[str]:
         """Request ids of the jobs carrying ``client_ref``, newest first (the ``by_ref`` index)."""
-        page = self._table.query(
+        page = self._query(
             IndexName=REF_INDEX,
             KeyConditionExpression="client_ref = :ref",
-            ExpressionAttributeValues={":ref": client_ref},
+            ExpressionAttributeValues={":ref": encode(client_ref)},
             ScanIndexForward=False,
             Limit=limit,
         )
-        self.items_read += page.get("ScannedCount", 0)
-        return [str(item["request_id"]) for item in page.get("Items", [])]
+        return [str(decode_item(item)["request_id"]) for item in page.get("Items", [])]
 
     def get_many(self, request_ids: list[str]) -> dict[str, Job]:
         """The jobs among ``request_ids`` that exist (strongly consistent, 100 ids per call)."""
         found: dict[str, Job] = {}
         for start in range(0, len(request_ids), 100):
             keys: list[dict[str, Any]] = [
-                {"request_id": rid} for rid in dict.fromkeys(request_ids[start : start + 100])
+                {"request_id": {"S": rid}} for rid in dict.fromkeys(request_ids[start : start + 100])
             ]
-            request = {self._table.name: {"Keys": keys, "ConsistentRead": True}}
+            request = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
             while request:
-                answer = self._resource.batch_get_item(RequestItems=request)
-                for item in answer.get("Responses", {}).get(self._table.name, []):
-                    job = Job.from_item(item)
+                answer = self._client.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    job = Job.from_item(decode_item(item))
                     found[job.request_id] = job
                 request = answer.get("UnprocessedKeys") or {}
         return found
@@ -466,16 +489,17 @@ class JobStore:
     ) -> Job | None:
         """One ``UpdateItem`` guarded by ``condition``: the job as it is now, or None when the condition failed."""
         kwargs: dict[str, Any] = {
-            "Key": {"request_id": request_id},
+            "TableName": self.table_name,
+            "Key": {"request_id": {"S": request_id}},
             "UpdateExpression": update,
             "ConditionExpression": condition,
-            "ExpressionAttributeValues": dict(values),
+            "ExpressionAttributeValues": {name: encode(value) for name, value in values.items()},
             "ReturnValues": "ALL_NEW",
         }
         if names:
             kwargs["ExpressionAttributeNames"] = dict(names)
         try:
-            return Job.from_item(self._table.update_item(**kwargs)["Attributes"])
+            return Job.from_item(decode_item(self._client.update_item(**kwargs)["Attributes"]))
         except ClientError as err:
             if is_conditional_failure(err):
                 return None
