@@ -12,7 +12,7 @@ import pytest
 
 from grokvideo.errors import EventPublishError
 from grokvideo.events import EventPublisher, OutputEvent
-from grokvideo.jobs import COPY_WATCHDOG, JobStore
+from grokvideo.jobs import COPY_WATCHDOG, DueJob, JobStore
 from grokvideo.models import JobState
 from grokvideo.sweep import Sweeper
 from local.fake_cometapi import FakeCometAPI
@@ -146,8 +146,9 @@ def test_pending_job_is_rescheduled_with_backoff(
     assert job is not None
     assert (job.state, job.attempts, report.rescheduled) == (JobState.PENDING, 1, 1)
     # Later than the poll (whole seconds: comparing with the clock after the sweep raced a tick).
+    # The claim moved it there; its end is that time, no lease outlives it.
     assert job.next_poll_at is not None and job.next_poll_at > polled_at
-    assert job.lease_owner is None
+    assert job.lease_until is None
     assert capture.drain() == []
 
 
@@ -161,7 +162,7 @@ def test_server_errors_back_off_the_job_alone(
     assert report.poll_errors == Counter({"RetryableError": 1}) and report.unexpected_errors == 0
     backed_off = store.get(sick)
     assert backed_off is not None and backed_off.state is JobState.PENDING
-    assert (backed_off.attempts, backed_off.lease_owner) == (1, None)
+    assert (backed_off.attempts, backed_off.lease_until) == (1, None)
     assert store.get(healthy).state is JobState.SUCCEEDED  # type: ignore[union-attr]
     assert list(events_by_id(capture)) == [healthy]
 
@@ -260,12 +261,12 @@ class FlakyStore(JobStore):
         self.__dict__.update(inner.__dict__)
         self.broken = broken
 
-    def claim(self, request_id: str, **kwargs: Any) -> Any:
-        if request_id == self.broken:
+    def claim_poll(self, due: DueJob, **kwargs: Any) -> Any:
+        if due.request_id == self.broken:
             from botocore.exceptions import ClientError
 
             raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
-        return super().claim(request_id, **kwargs)
+        return super().claim_poll(due, **kwargs)
 
 
 def test_an_aws_error_on_one_job_does_not_end_the_sweep(

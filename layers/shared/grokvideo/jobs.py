@@ -2,7 +2,21 @@
 
 Every write that moves a job is conditional on the state it leaves, so two pollers racing on one
 job produce one transition. Jobs that need work (pending, or owing an event) carry the keys of
-the sparse ``due`` index (``due_shard``, ``next_poll_at``); a sweep queries only those.
+the sparse ``due`` index (``due_shard``, ``next_poll_at``); a sweep queries only those, and the
+index holds no more of a job than a sweep needs to claim it (``DueJob``).
+
+What a pending job's poll writes (a job of 1 KB or less; see ``claim_poll`` for why it is safe):
+
+=========================  =====================================  ====================================
+a poll that answers        table writes                           ``due`` index writes
+=========================  =====================================  ====================================
+pending, nothing new       1: the claim, which is the reschedule  2: ``next_poll_at`` moves (delete +
+                                                                  put of a ~200-byte entry)
+pending, progress moved    2: the claim, then the progress        2: the same (progress is not
+                                                                  projected)
+done                       3: the claim, the transition, the      6: three moves (the claim, the
+                           outbox cleared once the event is out   transition, the copy watchdog)
+=========================  =====================================  ====================================
 
 Use (needs AWS or the provider, so not a doctest)::
 
@@ -10,8 +24,8 @@ Use (needs AWS or the provider, so not a doctest)::
     store.register("4b2cd27e-0b0d", now=1_700_000_000)
     # -> True
     for page in store.due(now=1_700_000_010):
-        for job in page:
-            claimed = store.claim(job.request_id, owner="sweep-1", now=1_700_000_010)
+        for due in page:
+            claimed = store.claim_poll(due, owner="sweep-1", now=1_700_000_010, next_poll_at=1_700_000_020)
 """
 
 from __future__ import annotations
@@ -97,6 +111,36 @@ class Job:
 
 
 _JOB_FIELDS = frozenset(f.name for f in fields(Job))
+
+
+@dataclass(frozen=True, slots=True)
+class DueJob:
+    """What the ``due`` index holds of a job: its keys, and what a sweep needs to claim it.
+
+    The index projects ``state`` and ``attempts`` and nothing else (template.yaml; the tests
+    hold the two to this class). A write touches the index only when it changes a key or a
+    projected attribute, and rewrites just this small entry, never the whole item: with the whole
+    item projected, every claim (``lease_owner``) was an index write too, of the item's full size.
+    ``state`` picks the claim: a pending job's claim is also its reschedule (``claim_poll``),
+    anything else is leased (``claim``). ``attempts`` is the count a poll claim is conditional on
+    and the backoff grows with. Both change only in writes that move ``next_poll_at`` as well (a
+    claim, a transition), so projecting them costs no index write of its own.
+    """
+
+    request_id: str
+    state: JobState
+    next_poll_at: int
+    attempts: int | None = None  # None: the item has no count
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> DueJob:
+        attempts = item.get("attempts")
+        return cls(
+            str(item["request_id"]),
+            JobState(item["state"]),
+            int(item["next_poll_at"]),
+            None if attempts is None else int(attempts),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +293,8 @@ class JobStore:
         self.items_read += page.get("ScannedCount", 0)
         return page
 
-    def due(self, now: int, *, page_size: int = 100) -> Iterator[list[Job]]:
-        """Yield pages of jobs whose next poll time has come, shard by shard."""
+    def due(self, now: int, *, page_size: int = 100) -> Iterator[list[DueJob]]:
+        """Yield pages of jobs whose next poll time has come, shard by shard (as the index holds them)."""
         for shard in range(self.shards):
             kwargs: dict[str, Any] = {
                 "IndexName": DUE_INDEX,
@@ -260,7 +304,7 @@ class JobStore:
             }
             while True:
                 page = self._query(**kwargs)
-                jobs = [Job.from_item(decode_item(item)) for item in page.get("Items", [])]
+                jobs = [DueJob.from_item(decode_item(item)) for item in page.get("Items", [])]
                 if jobs:
                     yield jobs
                 if "LastEvaluatedKey" not in page:
@@ -340,8 +384,65 @@ class JobStore:
 
     # --- claims -----------------------------------------------------------------------------
 
+    def claim_poll(self, due: DueJob, *, owner: str, now: int, next_poll_at: int) -> Job | None:
+        """Claim a pending job for one poll; the same write reschedules it. None if another won.
+
+        The claim moves the job to ``next_poll_at``, when it is due next should this poll answer
+        "pending" (the caller's backoff, ``polling.reschedule_at``), and counts the attempt. Most
+        polls do answer pending, and then nothing more is written unless the answer changed what
+        the job shows (its progress: ``reschedule``). A pending poll thus costs one conditional
+        write, where a claim and then a reschedule cost two, and the ``due`` index sees one move of
+        its entry where it saw a put (the lease, projected with the whole item) and a move.
+
+        Every guarantee the two writes gave still holds:
+
+        - The claim lasts until ``next_poll_at``: the condition ``next_poll_at <= now`` refuses any
+          other claim before then, so sweeps racing on a job make one claim and one poll. The
+          condition on ``attempts`` (the count the index showed) refuses a claim made on a stale
+          index entry, and makes each claim's count its own.
+        - A sweeper that dies after the claim leaves the job in the index, due at ``next_poll_at``:
+          the end of its claim is the poll's own backoff, so the job is polled again when it would
+          have been anyway (it used to wait out a 120 s lease). The invariant (terminal, due, or
+          leased) holds at every step, since the job never leaves the index.
+        - A poll that outlasts its backoff (a slow provider) lets another sweep claim the job and
+          poll it again: a second poll, never a second transition. Transitions are conditional on
+          the state they leave and on ``lease_owner``, which the newer claim took over, and this
+          poll's ``reschedule`` or ``release`` is conditional on the attempt it counted.
+        - Any other answer rewrites what the claim assumed: a finished job's transition moves it
+          for its event, a 429 or a stopping sweep gives the claim back (``release``).
+
+        ``lease_owner`` names the sweep that claimed the job last: a poll claim ends by time, not
+        by a write, so it stays. ``lease_until`` belongs to the other claims (``claim``); one left
+        by them (or by an older version) is respected and dropped.
+        """
+        values: dict[str, Any] = {
+            ":owner": owner,
+            ":next": next_poll_at,
+            ":attempts": (due.attempts or 0) + 1,
+            ":now": now,
+            ":pending": JobState.PENDING.value,
+        }
+        if due.attempts is None:
+            counted = "attribute_not_exists(attempts)"
+        else:
+            counted = "attempts = :seen"
+            values[":seen"] = due.attempts
+        return self.conditional_update(
+            due.request_id,
+            "SET lease_owner = :owner, next_poll_at = :next, attempts = :attempts REMOVE lease_until",
+            f"#state = :pending AND {counted} AND next_poll_at <= :now "
+            "AND (attribute_not_exists(lease_until) OR lease_until <= :now)",
+            values,
+            names={"#state": "state"},
+        )
+
     def claim(self, request_id: str, *, owner: str, now: int, lease_seconds: int) -> Job | None:
-        """Take a lease on a job that still needs work; None when another worker holds it or it moved on."""
+        """Lease a job that needs work other than a poll (an owed event, a stalled copy) for
+        ``lease_seconds``; None when another worker holds it or it moved on.
+
+        ``lease_until`` is not projected into the ``due`` index, so this claim writes the table
+        only; the job stays where it is in the index until its work moves it.
+        """
         return self.conditional_update(
             request_id,
             "SET lease_owner = :owner, lease_until = :until",
@@ -355,39 +456,57 @@ class JobStore:
         job: Job,
         *,
         owner: str,
-        next_poll_at: int,
-        attempts: int | None = None,
+        next_poll_at: int | None = None,
         progress: int | None = None,
         missing_url_polls: int | None = None,
     ) -> Job | None:
-        """Put a still-pending job back in the due index for ``next_poll_at`` and drop the lease."""
-        sets = {"next_poll_at": next_poll_at}
-        for name, value in (
-            ("attempts", attempts),
-            ("progress", progress),
-            ("missing_url_polls", missing_url_polls),
-        ):
-            if value is not None:
-                sets[name] = value
+        """Record what a pending answer changed on a job this poll claimed (``claim_poll``).
+
+        Only the values given are set; with none, nothing is written. Conditional on the claim
+        still being this poll's (``lease_owner`` and the attempt it counted): a newer claim's poll
+        knows better. Only ``next_poll_at`` is in the ``due`` index; the others write the table alone.
+        """
+        sets = {
+            name: value
+            for name, value in (
+                ("next_poll_at", next_poll_at),
+                ("progress", progress),
+                ("missing_url_polls", missing_url_polls),
+            )
+            if value is not None
+        }
+        if not sets:
+            return job
         names = {f"#{k}": k for k in sets}
         values: dict[str, Any] = {f":{k}": v for k, v in sets.items()}
-        values.update({":owner": owner, ":pending": JobState.PENDING.value})
-        expr = "SET " + ", ".join(f"#{k} = :{k}" for k in sets) + " REMOVE lease_owner, lease_until"
+        values.update({":owner": owner, ":claimed": job.attempts, ":pending": JobState.PENDING.value})
         return self.conditional_update(
             job.request_id,
-            expr,
-            "#state = :pending AND lease_owner = :owner",
+            "SET " + ", ".join(f"#{k} = :{k}" for k in sets),
+            "#state = :pending AND lease_owner = :owner AND attempts = :claimed",
             values,
             names={**names, "#state": "state"},
         )
 
-    def release(self, job: Job, *, owner: str) -> Job | None:
-        """Give a claim back unchanged (the sweep is stopping)."""
+    def release(self, job: Job, *, owner: str, at: int) -> Job | None:
+        """Give a poll's claim back unpolled: due again at ``at``, its attempt no longer counted.
+
+        For a sweep that stops before the poll (``at`` = now), and for a poll the provider
+        answered 429 or that cannot wait out a rate-limit pause (``at`` = the pause's end): no
+        answer about the job came, so its backoff does not grow.
+        """
         return self.conditional_update(
             job.request_id,
-            "REMOVE lease_owner, lease_until",
-            "lease_owner = :owner",
-            {":owner": owner},
+            "SET next_poll_at = :at, attempts = :before REMOVE lease_owner, lease_until",
+            "#state = :pending AND lease_owner = :owner AND attempts = :claimed",
+            {
+                ":at": at,
+                ":before": max(job.attempts - 1, 0),
+                ":owner": owner,
+                ":claimed": job.attempts,
+                ":pending": JobState.PENDING.value,
+            },
+            names={"#state": "state"},
         )
 
     # --- transitions and the outbox ---------------------------------------------------------

@@ -28,12 +28,18 @@ unknown id                           ``Reschedule`` while the id is     ``Finish
 A job past its deadline is still polled once: the deadline ends a job only on a fresh answer that
 says it is not done, so a long outage of ours (a refused key) never times out a finished video.
 
+The backoff of a ``Reschedule`` is written before the poll, by the claim (``reschedule_at``, the
+time ``JobStore.claim_poll`` moves the job to): a ``Reschedule`` only carries what the answer
+said, and ``changes_to_record`` keeps of it what differs from the job as claimed, usually nothing.
+
 >>> import random
 >>> from grokvideo.models import JobState
->>> job = Job("4b2cd27e", JobState.PENDING, registered_at=0, deadline_at=3600, attempts=2)
 >>> policy = PollPolicy(schedule=PollSchedule(first_delay=5, cap=60, rng=random.Random(1)))
+>>> reschedule_at(2, now=100, policy=policy)  # the claim of a job polled twice, for its 3rd poll
+123
+>>> job = Job("4b2cd27e", JobState.PENDING, registered_at=0, deadline_at=3600, attempts=3, next_poll_at=123)
 >>> decide_poll(job, Pending(progress=40), now=100, policy=policy)
-Reschedule(at=123, attempts=3, progress=40, missing_url_polls=0)
+Reschedule(at=None, progress=40, missing_url_polls=0)
 >>> decide_poll(job, Pending(), now=3600, policy=policy).outcome.reason
 <FailureReason.TIMED_OUT: 'TIMED_OUT'>
 """
@@ -60,10 +66,10 @@ class PollPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Reschedule:
-    """Poll the job again at ``at`` (epoch seconds); ``None`` fields stay as they are."""
+    """Poll the job again, when its claim said (``reschedule_at``) unless ``at`` (epoch seconds)
+    says otherwise; ``None`` fields stay as they are."""
 
-    at: int
-    attempts: int | None = None
+    at: int | None = None
     progress: int | None = None
     missing_url_polls: int | None = None
 
@@ -148,10 +154,33 @@ def decide_poll(job: Job, answer: PollStatus | CometApiError, *, now: float, pol
         missing = job.missing_url_polls + int(answer.missing_url)
         if missing >= policy.missing_url_limit:
             return Finish(Failed(FailureReason.PROVIDER_FAILED, "completed without a video URL"))
-        return _backoff(job, now, policy, progress=answer.progress, missing_url_polls=missing)
-    return _backoff(job, now, policy)  # 5xx, timeouts, unreadable answers, a fresh unknown id
+        return Reschedule(progress=answer.progress, missing_url_polls=missing)
+    return Reschedule()  # 5xx, timeouts, unreadable answers, a fresh unknown id: the claim's backoff
 
 
-def _backoff(job: Job, now: float, policy: PollPolicy, **changes: int | None) -> Reschedule:
-    attempts = job.attempts + 1
-    return Reschedule(at=int(now + policy.schedule.delay(attempts)) + 1, attempts=attempts, **changes)
+def reschedule_at(attempts: int, *, now: float, policy: PollPolicy) -> int:
+    """When a job polled ``attempts`` times is due again if the poll about to be made answers
+    pending: the jittered backoff of its ``attempts + 1``-th poll, in whole seconds, rounded up.
+
+    A poll's claim writes it before the poll (``JobStore.claim_poll``), as the claim's end.
+    """
+    return int(now + policy.schedule.delay(attempts + 1)) + 1
+
+
+def changes_to_record(job: Job, action: Reschedule) -> dict[str, int]:
+    """What a pending answer still has to write on ``job``, as its claim left it: the values
+    ``action`` gives that differ from the job's (``JobStore.reschedule``'s arguments).
+
+    The claim has already counted the attempt and moved the job to its next poll, so a pending
+    answer that changes nothing the job shows writes nothing.
+
+    >>> from grokvideo.models import JobState
+    >>> claimed = Job("4b2cd27e", JobState.PENDING, 0, 3600, attempts=3, progress=40, next_poll_at=123)
+    >>> changes_to_record(claimed, Reschedule(progress=40, missing_url_polls=0))
+    {}
+    >>> changes_to_record(claimed, Reschedule(progress=55, missing_url_polls=0))
+    {'progress': 55}
+    """
+    wanted = {"next_poll_at": action.at, "progress": action.progress, "missing_url_polls": action.missing_url_polls}
+    current = {"next_poll_at": job.next_poll_at, "progress": job.progress, "missing_url_polls": job.missing_url_polls}
+    return {name: value for name, value in wanted.items() if value is not None and value != current[name]}
