@@ -14,7 +14,10 @@ Side by side, in one run, against the fake CometAPI (its own process, with injec
    The sweeping process's own CPU (``time.process_time()`` around ``Sweeper.run``, every thread,
    set-up excluded) is divided by the polls; the emulator's and the fake's CPU are their own
    processes' and are shown apart, never counted in. ``--repeats`` sweeps of each kind: min and
-   median. A typical job is 6 pending polls and 1 finishing one; a 512 MB Lambda has
+   median. With ``--traced`` each sweep runs as in Lambda with active tracing: the poller's
+   handler module (``functions/poller/app.py``) is loaded, so its Tracer patches what it patches,
+   and the invocation is sampled, its segments sent to a local UDP port nobody reads.
+   A typical job is 6 pending polls and 1 finishing one; a 512 MB Lambda has
    512 / 1769 of a vCPU, so a poller invocation's ceiling is that share / CPU per poll (also
    bounded by concurrency / latency).
 2. a plain sequential loop of status calls over the same API, the baseline;
@@ -28,9 +31,11 @@ concurrency 16; items read <= 1.05 x jobs due.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -122,8 +127,30 @@ def sweep_once(kind: str, base_url: str, endpoint: str, *, jobs: int, concurrenc
     return {"polled": report.polled, "seconds": report.duration_seconds, "cpu": cpu}
 
 
+def as_traced_lambda() -> socket.socket:
+    """Set this process up as a poller invocation sampled by X-Ray: its handler module loaded (its
+    Tracer patches what the poller's does), segments sent to a UDP port that only drops them."""
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    os.environ.pop("POWERTOOLS_TRACE_DISABLED", None)
+    os.environ.update(
+        {
+            "AWS_LAMBDA_FUNCTION_NAME": "grokvideo-poller",
+            "LAMBDA_TASK_ROOT": str(CODE / "functions" / "poller"),
+            "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{sink.getsockname()[1]}",
+            "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        }
+    )
+    spec = importlib.util.spec_from_file_location("poller_app", CODE / "functions" / "poller" / "app.py")
+    assert spec and spec.loader
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    return sink
+
+
 def worker(args: argparse.Namespace) -> int:
     """``--worker KIND``: one sweep; prints its figures (JSON) with the emulator's and the fake's CPU."""
+    if args.traced:
+        as_traced_lambda()
     pids = {"emulator": args.emulator_pid, "fake": args.fake_pid}
     before = {k: cpu_seconds(pid) for k, pid in pids.items()}
     result = sweep_once(args.worker, args.api, args.endpoint, jobs=args.jobs, concurrency=args.concurrency)
@@ -161,9 +188,10 @@ class Code:
 
 @contextmanager
 def revision(rev: str) -> Iterator[Code]:
-    """``rev``'s template.yaml and layers/shared, extracted (``git archive``) into a temporary folder."""
+    """``rev``'s template.yaml, layers/shared and poller handler, extracted (``git archive``) into a
+    temporary folder."""
     archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "template.yaml", "layers/shared"],
+        ["git", "-C", str(ROOT), "archive", rev, "template.yaml", "layers/shared", "functions/poller"],
         capture_output=True,
         check=True,
     ).stdout
@@ -180,7 +208,7 @@ def run_worker(code: Code, kind: str, api: Service, emulator: Service, args: arg
     command = [
         sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--api", api.url,
         "--endpoint", emulator.url, "--emulator-pid", str(emulator.proc.pid), "--fake-pid", str(api.proc.pid),
-        "--jobs", str(jobs), "--concurrency", str(args.concurrency),
+        "--jobs", str(jobs), "--concurrency", str(args.concurrency), *(["--traced"] if args.traced else []),
     ]  # fmt: skip
     env = {**os.environ, "POLL_SWEEP_CODE": str(code.root)}
     out = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -275,6 +303,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=0, help="jobs per sweep (default: ~10 s worth at the bound)")
     parser.add_argument("--repeats", type=int, default=3, help="sweeps of each kind (min and median are shown)")
     parser.add_argument("--compare", metavar="REV", help="also measure git revision REV, interleaved with this tree")
+    parser.add_argument("--traced", action="store_true", help="sweep as a Lambda invocation sampled by X-Ray")
     parser.add_argument("--sequential-jobs", type=int, default=20)
     parser.add_argument("--finished", type=int, default=100_000)
     parser.add_argument("--due", type=int, default=500)
@@ -297,6 +326,8 @@ def main() -> int:
         f"fake CometAPI latency {args.latency * 1000:.0f} ms; concurrency {args.concurrency}; bound {bound:.1f} "
         f"polls/s; {jobs} jobs per sweep, {args.repeats} sweeps of each kind; figures: min / median"
     )
+    if args.traced:
+        print("every sweep traced as a sampled Lambda invocation (the poller handler's Tracer, X-Ray segments sent)")
     with ExitStack() as stack:
         versions = [stack.enter_context(revision(args.compare))] if args.compare else []
         versions.append(Code("this tree", ROOT, template_memory(ROOT)))

@@ -11,7 +11,12 @@ from grokvideo import runtime
 from grokvideo.telemetry import record_sweep
 
 logger = Logger()
-tracer = Tracer()
+# The invocation is traced (its segment times the sweep), but its AWS calls are not patched into
+# subsegments: a sweep makes thousands of them, and each cost the poller ~0.3 ms of CPU, a third
+# of a vCPU at 512 MB (a traced pending poll 3.2 ms against 2.4, a finishing one ~8 against ~7:
+# benchmarks/poll_sweep.py --traced), and piled thousands of subsegments into one trace. The
+# scheduled invocation is sampled nearly every time: it is the first request of its second.
+tracer = Tracer(auto_patch=False)
 metrics = Metrics()
 
 
