@@ -29,9 +29,10 @@ SOURCE = "grokvideo"
 API_KEY = "test-key"
 
 
-def create_jobs_table(dynamodb: Any, name: str = TABLE) -> Any:
-    """The jobs table exactly as template.yaml declares it (keys, sparse due index), read from it."""
-    template, errors = decode(str(TEMPLATE))
+def create_jobs_table(dynamodb: Any, name: str = TABLE, *, template_path: Path = TEMPLATE) -> Any:
+    """The jobs table exactly as template.yaml declares it (keys, sparse due index), read from it
+    (``template_path``: another revision's template, for a benchmark comparing two)."""
+    template, errors = decode(str(template_path))
     assert template is not None, errors
     declared = template["Resources"]["JobsTable"]["Properties"]
     schema = ("BillingMode", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")

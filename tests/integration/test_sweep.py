@@ -13,7 +13,7 @@ import pytest
 
 from grokvideo.errors import EventPublishError
 from grokvideo.events import EventPublisher, OutputEvent
-from grokvideo.jobs import COPY_WATCHDOG, JobStore
+from grokvideo.jobs import COPY_WATCHDOG, DueJob, JobStore
 from grokvideo.models import JobState
 from grokvideo.schedule import ProgressSchedule
 from grokvideo.sweep import Sweeper
@@ -148,11 +148,12 @@ def test_a_pending_job_is_rescheduled_by_the_progress_schedule_not_the_error_bac
     job = store.get(rid)
     assert job is not None
     assert (job.state, job.attempts, report.rescheduled) == (JobState.PENDING, 1, 1)
-    # Within the pending schedule's floor and cap (5..60 s), not the tests' 0.5 s error backoff.
+    # Within the pending schedule's floor and cap (5..60 s), not the tests' 0.5 s error backoff
+    # that the claim wrote; its end is that time, no lease outlives it.
     default = ProgressSchedule()
     assert job.next_poll_at is not None
     assert polled_at + default.floor <= job.next_poll_at <= math.ceil(swept_at + default.cap)
-    assert job.lease_owner is None
+    assert job.lease_until is None
     assert capture.drain() == []
 
 
@@ -179,7 +180,7 @@ def test_server_errors_back_off_the_job_alone(
     assert report.poll_errors == Counter({"RetryableError": 1}) and report.unexpected_errors == 0
     backed_off = store.get(sick)
     assert backed_off is not None and backed_off.state is JobState.PENDING
-    assert (backed_off.attempts, backed_off.lease_owner) == (1, None)
+    assert (backed_off.attempts, backed_off.lease_until) == (1, None)
     assert store.get(healthy).state is JobState.SUCCEEDED  # type: ignore[union-attr]
     assert list(events_by_id(capture)) == [healthy]
 
@@ -278,12 +279,12 @@ class FlakyStore(JobStore):
         self.__dict__.update(inner.__dict__)
         self.broken = broken
 
-    def claim(self, request_id: str, **kwargs: Any) -> Any:
-        if request_id == self.broken:
+    def claim_poll(self, due: DueJob, **kwargs: Any) -> Any:
+        if due.request_id == self.broken:
             from botocore.exceptions import ClientError
 
             raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
-        return super().claim(request_id, **kwargs)
+        return super().claim_poll(due, **kwargs)
 
 
 def test_an_aws_error_on_one_job_does_not_end_the_sweep(

@@ -1,4 +1,5 @@
-"""decide_poll row by row, against the table in grokvideo/polling.py's docstring."""
+"""decide_poll row by row, against the table in grokvideo/polling.py's docstring; what a claim
+schedules and what a pending answer still writes, row by row."""
 
 from __future__ import annotations
 
@@ -20,7 +21,16 @@ from grokvideo.errors import (
 )
 from grokvideo.jobs import Job
 from grokvideo.models import Failed, FailureReason, JobState, Pending, PollStatus, Succeeded
-from grokvideo.polling import Finish, Pause, PollPolicy, Reschedule, Stop, decide_poll
+from grokvideo.polling import (
+    Finish,
+    Pause,
+    PollPolicy,
+    Reschedule,
+    Stop,
+    changes_to_record,
+    decide_poll,
+    reschedule_at,
+)
 from grokvideo.schedule import ProgressSchedule
 
 NOW = 10_000
@@ -82,32 +92,30 @@ def test_each_row_of_the_table(
     assert reason(action) == why
 
 
-def test_a_pending_answer_counts_the_attempt_and_is_timed_by_its_progress() -> None:
+def test_a_pending_answer_is_timed_by_its_progress() -> None:
     rules = policy()
     action = decide_poll(replace(JOB, missing_url_polls=1), Pending(progress=40), now=NOW, policy=rules)
     assert isinstance(action, Reschedule)
-    assert (action.attempts, action.progress, action.missing_url_polls) == (3, 40, 1)
+    assert (action.progress, action.missing_url_polls) == (40, 1)
     assert action.at == math.ceil(rules.pending.next_poll_at(JOB, 40, now=NOW))  # whole seconds, never earlier
 
 
 def test_a_pending_answer_never_uses_the_backoff() -> None:
-    # The backoff's rng would move if it were asked: the same policy gives the same errors' backoff.
+    # The backoff's rng would move if it were asked: the same policy gives the same claim backoff.
     rules = policy()
     for progress in (None, 0, 40, 99):
         decide_poll(JOB, Pending(progress=progress), now=NOW, policy=rules)
-    assert decide_poll(JOB, RetryableError("503"), now=NOW, policy=rules) == decide_poll(
-        JOB, RetryableError("503"), now=NOW, policy=policy()
-    )
+    assert reschedule_at(2, now=NOW, policy=rules) == reschedule_at(2, now=NOW, policy=policy())
 
 
 @pytest.mark.parametrize(
     "answer", [RetryableError("503", status=503), CometApiError("HTTP 301"), Pending(missing_url=True)], ids=repr
 )
-def test_errors_and_a_done_without_url_back_off_by_the_attempts(answer: PollStatus | CometApiError) -> None:
+def test_errors_and_a_done_without_url_keep_the_claims_backoff(answer: PollStatus | CometApiError) -> None:
     action = decide_poll(JOB, answer, now=NOW, policy=policy())
-    assert isinstance(action, Reschedule) and action.attempts == 3
-    # attempt 3: ceiling min(60, 5 * 2**3) = 40, equal jitter -> 20..40 s, +1 s rounding
-    assert NOW + 20 <= action.at <= NOW + 41
+    assert isinstance(action, Reschedule) and action.at is None
+    # what the claim wrote: attempt 3, ceiling min(60, 5 * 2**3) = 40, equal jitter -> 20..40 s, +1 s
+    assert NOW + 20 <= reschedule_at(2, now=NOW, policy=policy()) <= NOW + 41
 
 
 def test_the_pending_schedule_is_the_policys() -> None:
@@ -118,7 +126,42 @@ def test_the_pending_schedule_is_the_policys() -> None:
 
 def test_an_error_backoff_does_not_touch_progress() -> None:
     action = decide_poll(replace(JOB, progress=70), RetryableError("timeout"), now=NOW, policy=policy())
-    assert isinstance(action, Reschedule) and action.progress is None and action.attempts == 3
+    assert action == Reschedule()
+
+
+def test_a_claim_schedules_the_backoff_of_the_poll_it_is_for() -> None:
+    # A job polled twice is claimed for its 3rd poll: ceiling min(60, 5 * 2**3) = 40, equal
+    # jitter -> 20..40 s, +1 s rounding.
+    times = [reschedule_at(2, now=NOW, policy=policy()) - NOW for _ in range(50)]
+    assert all(20 <= t <= 41 for t in times)
+    # The first poll of a new job (none made yet): ceiling 10 -> 5..10 s.
+    assert all(5 <= reschedule_at(0, now=NOW, policy=policy()) - NOW <= 11 for _ in range(50))
+
+
+CLAIMED = replace(JOB, attempts=3, progress=40, next_poll_at=NOW + 30)  # as its claim left it
+
+# (name, what the answer said, what must still be written)
+RECORD_ROWS: list[tuple[str, Reschedule, dict[str, int]]] = [
+    ("nothing-said", Reschedule(), {}),
+    ("same-progress", Reschedule(progress=40, missing_url_polls=0), {}),
+    ("progress-moved", Reschedule(progress=55, missing_url_polls=0), {"progress": 55}),
+    ("progress-unknown", Reschedule(progress=None, missing_url_polls=0), {}),  # kept, not erased
+    ("first-done-without-url", Reschedule(progress=40, missing_url_polls=1), {"missing_url_polls": 1}),
+    ("both", Reschedule(progress=99, missing_url_polls=1), {"progress": 99, "missing_url_polls": 1}),
+    ("same-time", Reschedule(at=NOW + 30), {}),
+    ("another-time", Reschedule(at=NOW + 5), {"next_poll_at": NOW + 5}),
+]
+
+
+@pytest.mark.parametrize(("name", "action", "writes"), RECORD_ROWS, ids=[r[0] for r in RECORD_ROWS])
+def test_a_pending_answer_writes_only_what_differs_from_the_claimed_job(
+    name: str, action: Reschedule, writes: dict[str, int]
+) -> None:
+    assert changes_to_record(CLAIMED, action) == writes
+
+
+def test_a_first_progress_is_a_change() -> None:
+    assert changes_to_record(replace(CLAIMED, progress=None), Reschedule(progress=0)) == {"progress": 0}
 
 
 def test_a_pause_brings_the_job_back_after_retry_after() -> None:

@@ -2,7 +2,21 @@
 
 Every write that moves a job is conditional on the state it leaves, so two pollers racing on one
 job produce one transition. Jobs that need work (pending, or owing an event) carry the keys of
-the sparse ``due`` index (``due_shard``, ``next_poll_at``); a sweep queries only those.
+the sparse ``due`` index (``due_shard``, ``next_poll_at``); a sweep queries only those, and the
+index holds no more of a job than a sweep needs to claim it (``DueJob``).
+
+What a pending job's poll writes (a job of 1 KB or less; see ``claim_poll`` for why it is safe):
+
+=========================  =====================================  ====================================
+a poll that answers        table writes                           ``due`` index writes
+=========================  =====================================  ====================================
+pending, nothing new       1: the claim, which is the reschedule  2: ``next_poll_at`` moves (delete +
+                                                                  put of a ~200-byte entry)
+pending, progress moved    2: the claim, then the progress        2: the same (progress is not
+                                                                  projected)
+done                       3: the claim, the transition, the      6: three moves (the claim, the
+                           outbox cleared once the event is out   transition, the copy watchdog)
+=========================  =====================================  ====================================
 
 Use (needs AWS or the provider, so not a doctest)::
 
@@ -10,8 +24,8 @@ Use (needs AWS or the provider, so not a doctest)::
     store.register("4b2cd27e-0b0d", now=1_700_000_000)
     # -> True
     for page in store.due(now=1_700_000_010):
-        for job in page:
-            claimed = store.claim(job.request_id, owner="sweep-1", now=1_700_000_010)
+        for due in page:
+            claimed = store.claim_poll(due, owner="sweep-1", now=1_700_000_010, next_poll_at=1_700_000_020)
 """
 
 from __future__ import annotations
@@ -21,11 +35,13 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
+from grokvideo.dynamo import decode_item, encode, encode_item
 from grokvideo.models import JobState
 
 DUE_INDEX = "due"
@@ -85,13 +101,46 @@ class Job:
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Job:
-        known = {f.name for f in fields(cls)}
-        values = {k: _from_dynamo(v) for k, v in item.items() if k in known}
+        """The job from an item of plain values (``dynamo.decode_item``'s, or the resource layer's)."""
+        values = {k: _from_dynamo(v) for k, v in item.items() if k in _JOB_FIELDS}
         values["state"] = JobState(values["state"])
         for name in JSON_ATTRIBUTES:
             raw = item.get(name)
             values[name] = json.loads(raw) if isinstance(raw, str) else {}
         return cls(**values)
+
+
+_JOB_FIELDS = frozenset(f.name for f in fields(Job))
+
+
+@dataclass(frozen=True, slots=True)
+class DueJob:
+    """What the ``due`` index holds of a job: its keys, and what a sweep needs to claim it.
+
+    The index projects ``state`` and ``attempts`` and nothing else (template.yaml; the tests
+    hold the two to this class). A write touches the index only when it changes a key or a
+    projected attribute, and rewrites just this small entry, never the whole item: with the whole
+    item projected, every claim (``lease_owner``) was an index write too, of the item's full size.
+    ``state`` picks the claim: a pending job's claim is also its reschedule (``claim_poll``),
+    anything else is leased (``claim``). ``attempts`` is the count a poll claim is conditional on
+    and the backoff grows with. Both change only in writes that move ``next_poll_at`` as well (a
+    claim, a transition), so projecting them costs no index write of its own.
+    """
+
+    request_id: str
+    state: JobState
+    next_poll_at: int
+    attempts: int | None = None  # None: the item has no count
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> DueJob:
+        attempts = item.get("attempts")
+        return cls(
+            str(item["request_id"]),
+            JobState(item["state"]),
+            int(item["next_poll_at"]),
+            None if attempts is None else int(attempts),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +179,11 @@ def _to_dynamo(value: Any) -> Any:
 
 
 class JobStore:
-    """Data access for jobs. ``items_read`` counts items DynamoDB read for due queries."""
+    """Data access for jobs. ``items_read`` counts items DynamoDB read for due queries.
+
+    ``client`` is a low-level DynamoDB client (default: boto3's, from the environment): every call
+    is made on it, with the wire format done by ``grokvideo.dynamo`` (why: that module's docstring).
+    """
 
     def __init__(
         self,
@@ -140,10 +193,10 @@ class JobStore:
         first_poll_delay: int = 5,
         max_job_age: int = 3600,
         finished_ttl_days: int = 30,
-        dynamodb: Any = None,
+        client: Any = None,
     ) -> None:
-        self._resource = dynamodb or boto3.resource("dynamodb")
-        self._table = self._resource.Table(table_name)
+        self.table_name = table_name
+        self._client = client or boto3.client("dynamodb")
         self.shards = shards
         self.first_poll_delay = first_poll_delay
         self.max_job_age = max_job_age
@@ -179,7 +232,11 @@ class JobStore:
     def put_new(self, item: Mapping[str, Any]) -> bool:
         """Write ``item`` unless its id exists; False when it did (nothing changed)."""
         try:
-            self._table.put_item(Item=dict(item), ConditionExpression="attribute_not_exists(request_id)")
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=encode_item(item),
+                ConditionExpression="attribute_not_exists(request_id)",
+            )
         except ClientError as err:
             if is_conditional_failure(err):
                 return False
@@ -214,28 +271,41 @@ class JobStore:
         return item
 
     def get(self, request_id: str) -> Job | None:
-        item = self._table.get_item(Key={"request_id": request_id}, ConsistentRead=True).get("Item")
-        return Job.from_item(item) if item else None
+        item = self._client.get_item(
+            TableName=self.table_name, Key={"request_id": {"S": request_id}}, ConsistentRead=True
+        ).get("Item")
+        return Job.from_item(decode_item(item)) if item else None
 
-    @property
+    @cached_property
     def table(self) -> Any:
-        """The boto3 ``Table`` (for stores that keep other item kinds in the same table)."""
-        return self._table
+        """A boto3 ``Table`` on the same endpoint, region and settings as the client (for stores
+        that keep other item kinds in the same table); made on first use, so a poller never pays
+        for the resource layer."""
+        meta = self._client.meta
+        resource = boto3.resource(
+            "dynamodb", region_name=meta.region_name, endpoint_url=meta.endpoint_url, config=meta.config
+        )
+        return resource.Table(self.table_name)
 
-    def due(self, now: int, *, page_size: int = 100, shards: Iterable[int] | None = None) -> Iterator[list[Job]]:
-        """Yield pages of jobs whose next poll time has come, shard by shard (``shards``: only
-        those, for a sweep that shares the work with others; default every shard)."""
+    def _query(self, **kwargs: Any) -> dict[str, Any]:
+        """One page of a query; counts the items DynamoDB read."""
+        page: dict[str, Any] = self._client.query(TableName=self.table_name, **kwargs)
+        self.items_read += page.get("ScannedCount", 0)
+        return page
+
+    def due(self, now: int, *, page_size: int = 100, shards: Iterable[int] | None = None) -> Iterator[list[DueJob]]:
+        """Yield pages of jobs whose next poll time has come, shard by shard (as the index holds
+        them); ``shards``: only those, for a sweep that shares the work with others (default all)."""
         for shard in range(self.shards) if shards is None else shards:
             kwargs: dict[str, Any] = {
                 "IndexName": DUE_INDEX,
                 "KeyConditionExpression": "due_shard = :s AND next_poll_at <= :now",
-                "ExpressionAttributeValues": {":s": shard, ":now": now},
+                "ExpressionAttributeValues": {":s": encode(shard), ":now": encode(now)},
                 "Limit": page_size,
             }
             while True:
-                page = self._table.query(**kwargs)
-                self.items_read += page.get("ScannedCount", 0)
-                jobs = [Job.from_item(item) for item in page.get("Items", [])]
+                page = self._query(**kwargs)
+                jobs = [DueJob.from_item(decode_item(item)) for item in page.get("Items", [])]
                 if jobs:
                     yield jobs
                 if "LastEvaluatedKey" not in page:
@@ -251,13 +321,12 @@ class JobStore:
         kwargs: dict[str, Any] = {
             "IndexName": DUE_INDEX,
             "KeyConditionExpression": "due_shard = :s AND next_poll_at <= :until",
-            "ExpressionAttributeValues": {":s": shard, ":until": until},
+            "ExpressionAttributeValues": {":s": encode(shard), ":until": encode(until)},
             "Select": "COUNT",
         }
         count = 0
         while True:
-            page = self._table.query(**kwargs)
-            self.items_read += page.get("ScannedCount", 0)
+            page = self._query(**kwargs)
             count += int(page.get("Count", 0))
             if "LastEvaluatedKey" not in page:
                 return count
@@ -271,14 +340,13 @@ class JobStore:
         """
         found: list[int] = []
         for shard in shards:
-            page = self._table.query(
+            page = self._query(
                 IndexName=DUE_INDEX,
                 KeyConditionExpression="due_shard = :s",
-                ExpressionAttributeValues={":s": shard},
+                ExpressionAttributeValues={":s": encode(shard)},
                 Limit=1,
                 Select="COUNT",
             )
-            self.items_read += page.get("ScannedCount", 0)
             if page.get("Count", 0):
                 found.append(shard)
         return found
@@ -287,16 +355,15 @@ class JobStore:
         """Earliest ``next_poll_at`` in the due index (one item read per shard), or None if empty."""
         earliest: int | None = None
         for shard in range(self.shards) if shards is None else shards:
-            page = self._table.query(
+            page = self._query(
                 IndexName=DUE_INDEX,
                 KeyConditionExpression="due_shard = :s",
-                ExpressionAttributeValues={":s": shard},
+                ExpressionAttributeValues={":s": encode(shard)},
                 Limit=1,
                 ProjectionExpression="next_poll_at",
             )
-            self.items_read += page.get("ScannedCount", 0)
             for item in page.get("Items", []):
-                at = int(item["next_poll_at"])
+                at = int(decode_item(item)["next_poll_at"])
                 earliest = at if earliest is None else min(earliest, at)
         return earliest
 
@@ -308,9 +375,9 @@ class JobStore:
         attributes only (state, times, ``client_ref``, ``reason``, S3 location).
         """
         condition = "#state = :state" + ("" if since is None else " AND registered_at >= :since")
-        values: dict[str, Any] = {":state": state.value}
+        values: dict[str, Any] = {":state": encode(state.value)}
         if since is not None:
-            values[":since"] = since
+            values[":since"] = encode(since)
         kwargs: dict[str, Any] = {
             "IndexName": STATE_INDEX,
             "KeyConditionExpression": condition,
@@ -321,9 +388,8 @@ class JobStore:
         }
         jobs: list[JobSummary] = []
         while len(jobs) < limit:
-            page = self._table.query(**kwargs)
-            self.items_read += page.get("ScannedCount", 0)
-            jobs.extend(JobSummary.from_item(item) for item in page.get("Items", []))
+            page = self._query(**kwargs)
+            jobs.extend(JobSummary.from_item(decode_item(item)) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 break
             kwargs.update(ExclusiveStartKey=page["LastEvaluatedKey"], Limit=limit - len(jobs))
@@ -331,36 +397,96 @@ class JobStore:
 
     def with_ref(self, client_ref: str, *, limit: int = 100) -> list[str]:
         """Request ids of the jobs carrying ``client_ref``, newest first (the ``by_ref`` index)."""
-        page = self._table.query(
+        page = self._query(
             IndexName=REF_INDEX,
             KeyConditionExpression="client_ref = :ref",
-            ExpressionAttributeValues={":ref": client_ref},
+            ExpressionAttributeValues={":ref": encode(client_ref)},
             ScanIndexForward=False,
             Limit=limit,
         )
-        self.items_read += page.get("ScannedCount", 0)
-        return [str(item["request_id"]) for item in page.get("Items", [])]
+        return [str(decode_item(item)["request_id"]) for item in page.get("Items", [])]
 
     def get_many(self, request_ids: list[str]) -> dict[str, Job]:
         """The jobs among ``request_ids`` that exist (strongly consistent, 100 ids per call)."""
         found: dict[str, Job] = {}
         for start in range(0, len(request_ids), 100):
             keys: list[dict[str, Any]] = [
-                {"request_id": rid} for rid in dict.fromkeys(request_ids[start : start + 100])
+                {"request_id": {"S": rid}} for rid in dict.fromkeys(request_ids[start : start + 100])
             ]
-            request = {self._table.name: {"Keys": keys, "ConsistentRead": True}}
+            request = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
             while request:
-                answer = self._resource.batch_get_item(RequestItems=request)
-                for item in answer.get("Responses", {}).get(self._table.name, []):
-                    job = Job.from_item(item)
+                answer = self._client.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    job = Job.from_item(decode_item(item))
                     found[job.request_id] = job
                 request = answer.get("UnprocessedKeys") or {}
         return found
 
     # --- claims -----------------------------------------------------------------------------
 
+    def claim_poll(self, due: DueJob, *, owner: str, now: int, next_poll_at: int) -> Job | None:
+        """Claim a pending job for one poll; the same write reschedules it. None if another won.
+
+        The claim moves the job to ``next_poll_at``, when it is due next should this poll answer
+        "pending" (the caller's backoff, ``polling.reschedule_at``), and counts the attempt. Most
+        polls do answer pending, and then nothing more is written unless the answer changed what
+        the job shows (its progress: ``reschedule``). A pending poll thus costs one conditional
+        write, where a claim and then a reschedule cost two, and the ``due`` index sees one move of
+        its entry where it saw a put (the lease, projected with the whole item) and a move.
+
+        Every guarantee the two writes gave still holds:
+
+        - The claim lasts until ``next_poll_at``: the condition ``next_poll_at <= now`` refuses any
+          other claim before then, so sweeps racing on a job make one claim and one poll. The
+          condition on ``attempts`` (the count the index showed) refuses a claim made on a stale
+          index entry, and makes each claim's count its own.
+        - A sweeper that dies after the claim leaves the job in the index, due at ``next_poll_at``:
+          the end of its claim is the poll's own backoff, so the job is polled again when it would
+          have been anyway (it used to wait out a 120 s lease). The invariant (terminal, due, or
+          leased) holds at every step, since the job never leaves the index.
+        - A poll that outlasts its backoff (a slow provider) lets another sweep claim the job and
+          poll it again: a second poll, never a second transition. Transitions are conditional on
+          the state they leave and on ``lease_owner``, which the newer claim took over, and this
+          poll's ``reschedule`` or ``release`` is conditional on the attempt it counted.
+        - Any other answer rewrites what the claim assumed: a finished job's transition moves it
+          for its event, a 429 or a stopping sweep gives the claim back (``release``).
+
+        ``lease_owner`` names the sweep that claimed the job last: a poll claim ends by time, not
+        by a write, so it stays. ``lease_until`` belongs to the other claims (``claim``); one left
+        by them (or by an older version) is respected and dropped.
+        """
+        values: dict[str, Any] = {
+            ":owner": owner,
+            ":next": next_poll_at,
+            ":home": self.shard_of(due.request_id),
+            ":attempts": (due.attempts or 0) + 1,
+            ":now": now,
+            ":pending": JobState.PENDING.value,
+        }
+        if due.attempts is None:
+            counted = "attribute_not_exists(attempts)"
+        else:
+            counted = "attempts = :seen"
+            values[":seen"] = due.attempts
+        return self.conditional_update(
+            due.request_id,
+            # due_shard: the job's shard under the current DueShards (moves it home after a change;
+            # the index entry moves anyway, for next_poll_at).
+            "SET lease_owner = :owner, next_poll_at = :next, due_shard = :home, attempts = :attempts "
+            "REMOVE lease_until",
+            f"#state = :pending AND {counted} AND next_poll_at <= :now "
+            "AND (attribute_not_exists(lease_until) OR lease_until <= :now)",
+            values,
+            names={"#state": "state"},
+        )
+
     def claim(self, request_id: str, *, owner: str, now: int, lease_seconds: int) -> Job | None:
-        """Take a lease on a job that still needs work; None when another worker holds it or it moved on."""
+        """Lease a job that needs work other than a poll (an owed event, a stalled copy) for
+        ``lease_seconds``; None when another worker holds it or it moved on.
+
+        ``lease_until`` is not projected into the ``due`` index, so this claim writes the table
+        only; the job stays where it is in the index until its work moves it.
+        """
         return self.conditional_update(
             request_id,
             "SET lease_owner = :owner, lease_until = :until",
@@ -374,43 +500,57 @@ class JobStore:
         job: Job,
         *,
         owner: str,
-        next_poll_at: int,
-        attempts: int | None = None,
+        next_poll_at: int | None = None,
         progress: int | None = None,
         missing_url_polls: int | None = None,
     ) -> Job | None:
-        """Put a still-pending job back in the due index for ``next_poll_at`` and drop the lease.
+        """Record what a pending answer changed on a job this poll claimed (``claim_poll``).
 
-        It also moves the job to its shard under the current ``DueShards`` (a no-op unless the
-        count changed since the job was written).
+        Only the values given are set; with none, nothing is written. Conditional on the claim
+        still being this poll's (``lease_owner`` and the attempt it counted): a newer claim's poll
+        knows better. Only ``next_poll_at`` is in the ``due`` index; the others write the table alone.
         """
-        sets = {"next_poll_at": next_poll_at, "due_shard": self.shard_of(job.request_id)}
-        for name, value in (
-            ("attempts", attempts),
-            ("progress", progress),
-            ("missing_url_polls", missing_url_polls),
-        ):
-            if value is not None:
-                sets[name] = value
+        sets = {
+            name: value
+            for name, value in (
+                ("next_poll_at", next_poll_at),
+                ("progress", progress),
+                ("missing_url_polls", missing_url_polls),
+            )
+            if value is not None
+        }
+        if not sets:
+            return job
         names = {f"#{k}": k for k in sets}
         values: dict[str, Any] = {f":{k}": v for k, v in sets.items()}
-        values.update({":owner": owner, ":pending": JobState.PENDING.value})
-        expr = "SET " + ", ".join(f"#{k} = :{k}" for k in sets) + " REMOVE lease_owner, lease_until"
+        values.update({":owner": owner, ":claimed": job.attempts, ":pending": JobState.PENDING.value})
         return self.conditional_update(
             job.request_id,
-            expr,
-            "#state = :pending AND lease_owner = :owner",
+            "SET " + ", ".join(f"#{k} = :{k}" for k in sets),
+            "#state = :pending AND lease_owner = :owner AND attempts = :claimed",
             values,
             names={**names, "#state": "state"},
         )
 
-    def release(self, job: Job, *, owner: str) -> Job | None:
-        """Give a claim back unchanged (the sweep is stopping)."""
+    def release(self, job: Job, *, owner: str, at: int) -> Job | None:
+        """Give a poll's claim back unpolled: due again at ``at``, its attempt no longer counted.
+
+        For a sweep that stops before the poll (``at`` = now), and for a poll the provider
+        answered 429 or that cannot wait out a rate-limit pause (``at`` = the pause's end): no
+        answer about the job came, so its backoff does not grow.
+        """
         return self.conditional_update(
             job.request_id,
-            "REMOVE lease_owner, lease_until",
-            "lease_owner = :owner",
-            {":owner": owner},
+            "SET next_poll_at = :at, attempts = :before REMOVE lease_owner, lease_until",
+            "#state = :pending AND lease_owner = :owner AND attempts = :claimed",
+            {
+                ":at": at,
+                ":before": max(job.attempts - 1, 0),
+                ":owner": owner,
+                ":claimed": job.attempts,
+                ":pending": JobState.PENDING.value,
+            },
+            names={"#state": "state"},
         )
 
     # --- transitions and the outbox ---------------------------------------------------------
@@ -512,16 +652,17 @@ class JobStore:
     ) -> Job | None:
         """One ``UpdateItem`` guarded by ``condition``: the job as it is now, or None when the condition failed."""
         kwargs: dict[str, Any] = {
-            "Key": {"request_id": request_id},
+            "TableName": self.table_name,
+            "Key": {"request_id": {"S": request_id}},
             "UpdateExpression": update,
             "ConditionExpression": condition,
-            "ExpressionAttributeValues": dict(values),
+            "ExpressionAttributeValues": {name: encode(value) for name, value in values.items()},
             "ReturnValues": "ALL_NEW",
         }
         if names:
             kwargs["ExpressionAttributeNames"] = dict(names)
         try:
-            return Job.from_item(self._table.update_item(**kwargs)["Attributes"])
+            return Job.from_item(decode_item(self._client.update_item(**kwargs)["Attributes"]))
         except ClientError as err:
             if is_conditional_failure(err):
                 return None

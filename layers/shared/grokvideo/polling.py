@@ -29,22 +29,27 @@ unknown id                           ``Reschedule`` while the id is     ``Finish
 A job past its deadline is still polled once: the deadline ends a job only on a fresh answer that
 says it is not done, so a long outage of ours (a refused key) never times out a finished video.
 
-Two schedules time a ``Reschedule``: a pending answer's comes from ``policy.pending``
-(``grokvideo.schedule.ProgressSchedule``: around the finish its progress forecasts, within 5-60 s);
-every other row's from ``policy.backoff`` (``grokvideo.backoff.PollSchedule``: exponential backoff
-with jitter over the job's attempts).
+Two schedules time a pending job's next poll. Its claim (``JobStore.claim_poll``, the one write a
+poll needs when nothing changed) moves it to ``reschedule_at``: ``policy.backoff``
+(``grokvideo.backoff.PollSchedule``, exponential backoff with jitter over its attempts), which is
+what errors, unknown fresh ids and "done" answers without a URL keep. A pending answer's
+``Reschedule`` names the time ``policy.pending`` forecasts instead
+(``grokvideo.schedule.ProgressSchedule``: around the finish its progress foretells, within 5-60 s);
+``changes_to_record`` keeps of it what differs from the job as claimed.
 
 >>> import random
 >>> from grokvideo.errors import RetryableError
 >>> from grokvideo.models import JobState
->>> job = Job("4b2cd27e", JobState.PENDING, registered_at=0, deadline_at=3600, attempts=2)
 >>> policy = PollPolicy(backoff=PollSchedule(first_delay=5, cap=60, rng=random.Random(1)))
+>>> reschedule_at(2, now=100, policy=policy)  # the claim of a job polled twice, for its 3rd poll
+123
+>>> job = Job("4b2cd27e", JobState.PENDING, registered_at=0, deadline_at=3600, attempts=3, next_poll_at=123)
 >>> decide_poll(job, Pending(progress=40), now=100, policy=policy)  # "done" due in 100-160 s: the cap
-Reschedule(at=160, attempts=3, progress=40, missing_url_polls=0)
+Reschedule(at=160, progress=40, missing_url_polls=0)
 >>> decide_poll(job, Pending(progress=95), now=100, policy=policy)  # due within 20 s: 10 s
-Reschedule(at=110, attempts=3, progress=95, missing_url_polls=0)
->>> decide_poll(job, RetryableError("HTTP 503"), now=100, policy=policy)  # the backoff
-Reschedule(at=123, attempts=3, progress=None, missing_url_polls=None)
+Reschedule(at=110, progress=95, missing_url_polls=0)
+>>> decide_poll(job, RetryableError("HTTP 503"), now=100, policy=policy)  # the claim's backoff stands
+Reschedule(at=None, progress=None, missing_url_polls=None)
 >>> decide_poll(job, Pending(), now=3600, policy=policy).outcome.reason
 <FailureReason.TIMED_OUT: 'TIMED_OUT'>
 """
@@ -77,10 +82,10 @@ class PollPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Reschedule:
-    """Poll the job again at ``at`` (epoch seconds); ``None`` fields stay as they are."""
+    """Poll the job again, when its claim said (``reschedule_at``) unless ``at`` (epoch seconds)
+    says otherwise; ``None`` fields stay as they are."""
 
-    at: int
-    attempts: int | None = None
+    at: int | None = None
     progress: int | None = None
     missing_url_polls: int | None = None
 
@@ -166,12 +171,35 @@ def decide_poll(job: Job, answer: PollStatus | CometApiError, *, now: float, pol
         if missing >= policy.missing_url_limit:
             return Finish(Failed(FailureReason.PROVIDER_FAILED, "completed without a video URL"))
         if answer.missing_url:
-            return _backoff(job, now, policy, progress=answer.progress, missing_url_polls=missing)
+            return Reschedule(progress=answer.progress, missing_url_polls=missing)  # the claim's backoff
         at = math.ceil(policy.pending.next_poll_at(job, answer.progress, now=now))
-        return Reschedule(at=at, attempts=job.attempts + 1, progress=answer.progress, missing_url_polls=missing)
-    return _backoff(job, now, policy)  # 5xx, timeouts, unreadable answers, a fresh unknown id
+        return Reschedule(at=at, progress=answer.progress, missing_url_polls=missing)
+    return Reschedule()  # 5xx, timeouts, unreadable answers, a fresh unknown id: the claim's backoff
 
 
-def _backoff(job: Job, now: float, policy: PollPolicy, **changes: int | None) -> Reschedule:
-    attempts = job.attempts + 1
-    return Reschedule(at=int(now + policy.backoff.delay(attempts)) + 1, attempts=attempts, **changes)
+def reschedule_at(attempts: int, *, now: float, policy: PollPolicy) -> int:
+    """When a job polled ``attempts`` times is due again if the poll about to be made answers
+    pending: the jittered backoff of its ``attempts + 1``-th poll, in whole seconds, rounded up.
+
+    A poll's claim writes it before the poll (``JobStore.claim_poll``), as the claim's end.
+    """
+    return int(now + policy.backoff.delay(attempts + 1)) + 1
+
+
+def changes_to_record(job: Job, action: Reschedule) -> dict[str, int]:
+    """What a pending answer still has to write on ``job``, as its claim left it: the values
+    ``action`` gives that differ from the job's (``JobStore.reschedule``'s arguments).
+
+    The claim has already counted the attempt and moved the job to its next poll, so a pending
+    answer that changes nothing the job shows writes nothing.
+
+    >>> from grokvideo.models import JobState
+    >>> claimed = Job("4b2cd27e", JobState.PENDING, 0, 3600, attempts=3, progress=40, next_poll_at=123)
+    >>> changes_to_record(claimed, Reschedule(progress=40, missing_url_polls=0))
+    {}
+    >>> changes_to_record(claimed, Reschedule(progress=55, missing_url_polls=0))
+    {'progress': 55}
+    """
+    wanted = {"next_poll_at": action.at, "progress": action.progress, "missing_url_polls": action.missing_url_polls}
+    current = {"next_poll_at": job.next_poll_at, "progress": job.progress, "missing_url_polls": job.missing_url_polls}
+    return {name: value for name, value in wanted.items() if value is not None and value != current[name]}

@@ -64,7 +64,7 @@ def job_store(table: TableSettings) -> JobStore:
         first_poll_delay=table.first_poll_delay_seconds,
         max_job_age=table.max_job_age_seconds,
         finished_ttl_days=table.finished_ttl_days,
-        dynamodb=boto3.resource("dynamodb", config=AWS_CONFIG),
+        client=boto3.client("dynamodb", config=AWS_CONFIG),
     )
 
 

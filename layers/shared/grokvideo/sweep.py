@@ -31,7 +31,7 @@ from aws_lambda_powertools import Logger
 from grokvideo.backoff import PollSchedule
 from grokvideo.errors import CometApiError
 from grokvideo.events import DetailType, Publisher
-from grokvideo.jobs import COPY_WATCHDOG, Job, JobStore
+from grokvideo.jobs import COPY_WATCHDOG, DueJob, Job, JobStore
 from grokvideo.models import ArchiveFailureReason, Failed, JobState, PollStatus, Succeeded
 from grokvideo.outbox import RELAY_AFTER, Relay
 from grokvideo.polling import (
@@ -44,8 +44,10 @@ from grokvideo.polling import (
     RemindCopy,
     Reschedule,
     Stop,
+    changes_to_record,
     decide_poll,
     decide_stalled_copy,
+    reschedule_at,
 )
 from grokvideo.ratelimit import PollBudget
 from grokvideo.schedule import ProgressSchedule
@@ -220,13 +222,13 @@ class Sweeper:
         futures: list[Future[bool]] = []
         for job in self._due_until_stopped(now):
             slots.acquire()
-            future = pool.submit(self._work, job.request_id)
+            future = pool.submit(self._work, job)
             future.add_done_callback(lambda _: slots.release())
             futures.append(future)
         wait(futures)
         return sum(1 for f in futures if f.result())
 
-    def _due_until_stopped(self, now: int) -> Iterator[Job]:
+    def _due_until_stopped(self, now: int) -> Iterator[DueJob]:
         """Due jobs, page by page; no further page is read once the sweep stops or runs out of time."""
         for page in self.store.due(now, shards=self._shards):
             for job in page:
@@ -236,11 +238,10 @@ class Sweeper:
 
     # --- one job ----------------------------------------------------------------------------
 
-    def _work(self, request_id: str) -> bool:
+    def _work(self, due: DueJob) -> bool:
+        request_id = due.request_id
         try:
-            job = self.store.claim(
-                request_id, owner=self.owner, now=int(self.clock()), lease_seconds=self.lease_seconds
-            )
+            job = self._claim(due)
             if job is None:
                 self._count(lost_claims=1)
                 return False
@@ -257,28 +258,37 @@ class Sweeper:
                 logger.warning("settled job left in the due index: retiring it", extra={"request_id": request_id})
                 self.store.retire(job, owner=self.owner)
             elif self._stop.is_set():
-                self.store.release(job, owner=self.owner)
+                self.store.release(job, owner=self.owner, at=int(self.clock()))
             else:
                 self._poll(job)
             return True
-        except Exception:  # one job's surprise must not end the sweep; its lease expires
+        except Exception:  # one job's surprise must not end the sweep; its claim ends by itself
             logger.exception("unexpected error while sweeping a job", extra={"request_id": request_id})
             self._count(unexpected_errors=1)
             return True
+
+    def _claim(self, due: DueJob) -> Job | None:
+        """A pending job's claim is also its reschedule, to the backoff its poll will need if it
+        answers pending (``JobStore.claim_poll``); a job owing an event or a copy is leased."""
+        now = int(self.clock())
+        if due.state is JobState.PENDING:
+            at = reschedule_at(due.attempts or 0, now=now, policy=self.policy)
+            return self.store.claim_poll(due, owner=self.owner, now=now, next_poll_at=at)
+        return self.store.claim(due.request_id, owner=self.owner, now=now, lease_seconds=self.lease_seconds)
 
     def _poll(self, job: Job) -> None:
         with self._api_slots:
             # Both checks come after the slot is ours: a 429 or a 401 may have arrived while this
             # job waited for it.
             if not self.gate.wait(self._give_up_at):
-                self.store.reschedule(job, owner=self.owner, next_poll_at=int(self.gate.open_at) + 1)
+                self.store.release(job, owner=self.owner, at=int(self.gate.open_at) + 1)
                 return
             if self.budget is not None and not self.budget.acquire(give_up_at=self._give_up_at):
                 # The shared rate has no slot for it within this sweep: the next one polls it.
                 self.store.reschedule(job, owner=self.owner, next_poll_at=int(self.clock()) + 1)
                 return
             if self._stop.is_set():
-                self.store.release(job, owner=self.owner)
+                self.store.release(job, owner=self.owner, at=int(self.clock()))
                 return
             answer: PollStatus | CometApiError
             try:
@@ -301,26 +311,21 @@ class Sweeper:
         match action:
             case Finish(outcome):
                 self._finish(job, outcome)
-            case Reschedule(at, attempts, progress, missing_url_polls):
-                moved = self.store.reschedule(
-                    job,
-                    owner=self.owner,
-                    next_poll_at=at,
-                    attempts=attempts,
-                    progress=progress,
-                    missing_url_polls=missing_url_polls,
-                )
+            case Reschedule():
+                # The claim already rescheduled the job; write only what the answer changed.
+                changes = changes_to_record(job, action)
+                moved = not changes or self.store.reschedule(job, owner=self.owner, **changes) is not None
                 self._count(rescheduled=1 if moved else 0, lost_claims=0 if moved else 1)
             case Pause(seconds, at):
                 logger.warning("provider rate limit: pausing the sweep", extra={"retry_after": seconds})
                 with self._lock:
                     self._report.rate_limited = True
-                self.store.reschedule(job, owner=self.owner, next_poll_at=at)
+                self.store.release(job, owner=self.owner, at=at)
             case Stop():
                 logger.error("provider refused our API key: stopping the sweep, no job is failed")
                 with self._lock:
                     self._report.auth_failed = True
-                self.store.release(job, owner=self.owner)
+                self.store.release(job, owner=self.owner, at=int(self.clock()))
 
     def _count_answer(self, job: Job, answer: PollStatus | CometApiError) -> None:
         if isinstance(answer, CometApiError):

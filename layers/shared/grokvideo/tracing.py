@@ -75,10 +75,11 @@ def traces(env: Mapping[str, str] | None = None) -> bool:
     return bool(e.get("LAMBDA_TASK_ROOT")) and not local
 
 
-def handler_tracer(env: Mapping[str, str] | None = None) -> HandlerTracer:
-    """Powertools' ``Tracer`` (and the X-Ray SDK) when the function traces, else a ``NoTracer``."""
+def handler_tracer(env: Mapping[str, str] | None = None, **options: Any) -> HandlerTracer:
+    """Powertools' ``Tracer(**options)`` (and the X-Ray SDK) when the function traces, else a
+    ``NoTracer``."""
     if not traces(env):
         return NoTracer()
     from aws_lambda_powertools import Tracer
 
-    return cast(HandlerTracer, Tracer())
+    return cast(HandlerTracer, Tracer(**options))

@@ -148,8 +148,7 @@ class Deployment:
     @cached_property
     def store(self) -> JobStore:
         """The jobs table (read side: ``get``, ``get_many``, ``newest``, ``with_ref``)."""
-        resource = self.session.resource("dynamodb", endpoint_url=self.endpoint_url, config=AWS_CONFIG)
-        return JobStore(self.output("JobsTableName"), dynamodb=resource)
+        return JobStore(self.output("JobsTableName"), client=self.client("dynamodb"))
 
     @property
     def input_buckets(self) -> list[str]:

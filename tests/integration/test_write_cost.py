@@ -1,0 +1,177 @@
+"""What a typical job costs in DynamoDB writes, priced by DynamoDB's rules (tests/write_units.py)
+on the calls the real sweep and copier make, against moto and the table as template.yaml declares it.
+
+A typical job: registered, 6 polls that find it pending, the poll that finds it done (its event
+published), then copied into S3 (``Video Stored``). A pending poll must cost one write (its claim,
+which is its reschedule) and one move of a small ``due`` entry; a second write only when the
+provider's progress moved.
+"""
+
+from __future__ import annotations
+
+import doctest
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+
+from grokvideo.archive import VideoArchiver
+from grokvideo.backoff import PollSchedule
+from grokvideo.copier import Copier
+from grokvideo.events import EventPublisher
+from grokvideo.jobs import DUE_INDEX, JobStore
+from grokvideo.models import Pending, PollStatus, Succeeded
+from grokvideo.sweep import Sweeper
+from grokvideo.urlguard import UrlGuard
+from local.fake_cometapi import FakeCometAPI
+from tests import write_units
+from tests.integration.conftest import TABLE, EventCapture
+from tests.write_units import Write, WriteLedger, totals
+
+PENDING_POLLS = 6
+BUCKET = "grokvideo-write-cost"
+
+
+@dataclass
+class Script:
+    """A provider answering each poll with the next answer of a script."""
+
+    answers: list[PollStatus] = field(default_factory=list)
+
+    def get_video(self, request_id: str) -> PollStatus:
+        return self.answers.pop(0)
+
+
+def typical_job(
+    store: JobStore,
+    ledger: WriteLedger,
+    publisher: EventPublisher,
+    fake: FakeCometAPI,
+    s3: Any,
+    *,
+    progress: Callable[[int], int | None],
+    **registration: Any,
+) -> Iterator[tuple[str, list[Write]]]:
+    """Take one job through its life with the real sweep and copier; yield each step and its writes.
+
+    ``progress(n)`` is the provider's progress at the ``n``-th pending poll; ``registration`` adds
+    job attributes (a submitted job's ``request``...). Uses only what every version of the store,
+    sweep and copier offers, so a comparison can run it on older code.
+    """
+    rid = fake.add_job(outcome="done", ready_after=0)  # serves the video; the answers are scripted
+    now = int(time.time())
+    mark = ledger.mark()
+    attributes: dict[str, Any] = {"client_ref": "order-1044", "metadata": {"team": "video", "campaign": "spring"}}
+    store.register(rid, now=now, **{**attributes, **registration})
+    yield "register", ledger.since(mark)
+    answers: list[PollStatus] = [Pending("IN_PROGRESS/processing", progress(n)) for n in range(PENDING_POLLS)]
+    answers.append(Succeeded(fake.video_url(rid), duration=1, model="grok-imagine-video", cost_usd=0.05))
+    script = Script(answers)
+    for n in range(PENDING_POLLS + 1):
+        at = int(ledger.reader.get_item(TableName=TABLE, Key={"request_id": {"S": rid}})["Item"]["next_poll_at"]["N"])
+        sweeper = Sweeper(
+            store,
+            script,
+            publisher,
+            concurrency=1,
+            schedule=PollSchedule(first_delay=5, cap=60),
+            sweep_seconds=0,
+            clock=lambda at=at: float(at),
+        )
+        mark = ledger.mark()
+        report = sweeper.run()
+        assert report.polled == 1 and report.unexpected_errors == 0, report
+        yield ("poll, pending" if n < PENDING_POLLS else "poll, done"), ledger.since(mark)
+    archiver = VideoArchiver(UrlGuard(["127.0.0.1"], allow_private=True), s3, max_video_bytes=2**20)
+    mark = ledger.mark()
+    Copier(store, archiver, publisher, bucket=BUCKET, max_receives=3).copy(rid)
+    yield "copy", ledger.since(mark)
+
+
+@pytest.fixture
+def ledger(table: Any) -> WriteLedger:
+    reader = boto3.client("dynamodb")
+    return WriteLedger(reader, reader.describe_table(TableName=TABLE)["Table"])
+
+
+@pytest.fixture
+def costed_store(store: JobStore, ledger: WriteLedger) -> JobStore:
+    """A store on the same table whose every call the ledger prices."""
+    return JobStore(TABLE, first_poll_delay=5, client=ledger.hook(boto3.client("dynamodb")))
+
+
+@pytest.fixture
+def s3(aws: None) -> Any:
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+def steps(
+    costed_store: JobStore,
+    ledger: WriteLedger,
+    publisher: EventPublisher,
+    fake: FakeCometAPI,
+    s3: Any,
+    progress: Callable[[int], int | None],
+) -> list[tuple[str, dict[str, int]]]:
+    return [
+        (name, totals(writes))
+        for name, writes in typical_job(costed_store, ledger, publisher, fake, s3, progress=progress)
+    ]
+
+
+def test_a_pending_poll_is_one_write_and_one_move_in_the_due_index(
+    costed_store: JobStore,
+    ledger: WriteLedger,
+    publisher: EventPublisher,
+    capture: EventCapture,
+    fake: FakeCometAPI,
+    s3: Any,
+) -> None:
+    done = steps(costed_store, ledger, publisher, fake, s3, progress=lambda n: 40)
+    pending = [cost for name, cost in done if name == "poll, pending"]
+    assert len(pending) == PENDING_POLLS
+    # The first answer records the job's first progress; after that, nothing new to write.
+    assert pending[0] == {"calls": 2, "table": 2, DUE_INDEX: 2, "by_state": 0, "by_ref": 0}
+    assert pending[1:] == [{"calls": 1, "table": 1, DUE_INDEX: 2, "by_state": 0, "by_ref": 0}] * 5
+    assert [e["detail-type"] for e in capture.drain()] == ["Video Generation Succeeded", "Video Stored"]
+
+
+def test_a_pending_poll_whose_progress_moved_writes_it_beside_the_claim(
+    costed_store: JobStore,
+    ledger: WriteLedger,
+    publisher: EventPublisher,
+    capture: EventCapture,
+    fake: FakeCometAPI,
+    s3: Any,
+) -> None:
+    done = steps(costed_store, ledger, publisher, fake, s3, progress=lambda n: 10 * (n + 1))
+    pending = [cost for name, cost in done if name == "poll, pending"]
+    # Progress is not projected: its write costs the table alone.
+    assert pending == [{"calls": 2, "table": 2, DUE_INDEX: 2, "by_state": 0, "by_ref": 0}] * PENDING_POLLS
+
+
+def test_the_rest_of_a_job_writes_what_its_transitions_need(
+    costed_store: JobStore,
+    ledger: WriteLedger,
+    publisher: EventPublisher,
+    capture: EventCapture,
+    fake: FakeCometAPI,
+    s3: Any,
+) -> None:
+    cost = dict(steps(costed_store, ledger, publisher, fake, s3, progress=lambda n: None))
+    assert cost["register"] == {"calls": 1, "table": 1, DUE_INDEX: 1, "by_state": 1, "by_ref": 1}
+    # The claim, the transition (owing its event) and the outbox cleared once the event is out:
+    # three moves in the due index (the claim's, the relay time's, the copy watchdog's); the new
+    # state moves the job in by_state (a key there).
+    assert cost["poll, done"] == {"calls": 3, "table": 3, DUE_INDEX: 6, "by_state": 2, "by_ref": 0}
+    # STORED, owing Video Stored (a move), then out of the due index once it is out (a delete).
+    assert cost["copy"] == {"calls": 2, "table": 2, DUE_INDEX: 3, "by_state": 2, "by_ref": 0}
+
+
+def test_the_pricing_examples_run() -> None:
+    assert doctest.testmod(write_units).failed == 0
