@@ -118,50 +118,38 @@ class SharedRateLimiter:
 class PollBudget:
     """One poller's share of the provider's status-call rate, shared by every poller.
 
-    It takes ``batch`` slots of the shared limiter with one write and hands them out one per poll,
-    each poll waiting for its own slot: the rate holds across every concurrent sweep for one
-    write per ``batch`` polls. A 429 pauses the shared rate (every poller waits) and drops the
-    slots in hand.
+    It takes ``batch`` slots of the shared limiter with one write and hands them out one per poll
+    (``next_slot``: when that poll may start; the caller waits on its own clock). The rate holds
+    across every concurrent sweep for one write per ``batch`` polls. A 429 pauses the shared rate
+    (every poller waits) and drops the slots in hand.
 
     >>> class Limiter:  # a stand-in for the shared item: the next free slot, in seconds
     ...     interval_ms, next_at = 100, 0.0
+    ...     def clock(self): return 0.0
     ...     def take(self, *, max_wait, count):
     ...         start, self.next_at = self.next_at, self.next_at + count * 0.1
     ...         return Slot(True, start, starts_at=start)
     ...     def pause(self, seconds): self.next_at += seconds
-    >>> slept = []
-    >>> budget = PollBudget(Limiter(), batch=3, clock=lambda: 0.0, sleep=slept.append)
-    >>> [budget.acquire(give_up_at=10) for _ in range(4)], [round(s, 1) for s in slept]
-    ([True, True, True, True], [0.1, 0.2, 0.3])
+    >>> budget = PollBudget(Limiter(), batch=3)
+    >>> [round(budget.next_slot(give_up_at=10), 1) for _ in range(4)]
+    [0.0, 0.1, 0.2, 0.3]
     """
 
-    def __init__(
-        self,
-        limiter: Any,
-        *,
-        batch: int,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, limiter: Any, *, batch: int) -> None:
         self.limiter, self.batch = limiter, max(1, batch)
-        self.clock, self.sleep = clock, sleep
         self._slots: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def acquire(self, *, give_up_at: float) -> bool:
-        """Wait for this poll's slot; False when none starts before ``give_up_at`` (don't poll)."""
+    def next_slot(self, *, give_up_at: float) -> float | None:
+        """When this poll may start (epoch seconds); None when no slot starts before ``give_up_at``."""
         with self._lock:
             if not self._slots:
-                slot = self.limiter.take(max_wait=max(0.0, give_up_at - self.clock()), count=self.batch)
+                slot = self.limiter.take(max_wait=max(0.0, give_up_at - self.limiter.clock()), count=self.batch)
                 if not slot.taken:
-                    return False
+                    return None
                 step = self.limiter.interval_ms / 1000
                 self._slots.extend(slot.starts_at + i * step for i in range(self.batch))
-            at = self._slots.popleft()
-        delay = at - self.clock()
-        if delay > 0:
-            self.sleep(delay)
-        return True
+            return self._slots.popleft()
 
     def pause(self, seconds: float) -> None:
         """The provider said 429: every poller waits ``seconds``; the slots in hand are void."""

@@ -283,9 +283,9 @@ class Sweeper:
             if not self.gate.wait(self._give_up_at):
                 self.store.release(job, owner=self.owner, at=int(self.gate.open_at) + 1)
                 return
-            if self.budget is not None and not self.budget.acquire(give_up_at=self._give_up_at):
+            if not self._wait_for_budget():
                 # The shared rate has no slot for it within this sweep: the next one polls it.
-                self.store.reschedule(job, owner=self.owner, next_poll_at=int(self.clock()) + 1)
+                self.store.release(job, owner=self.owner, at=int(self.clock()) + 1)
                 return
             if self._stop.is_set():
                 self.store.release(job, owner=self.owner, at=int(self.clock()))
@@ -306,6 +306,17 @@ class Sweeper:
                 self._stop.set()
         self._count_answer(job, answer)
         self._carry_out(job, action)
+
+    def _wait_for_budget(self) -> bool:
+        """Wait for this poll's slot of the shared rate; False when none starts in this sweep."""
+        if self.budget is None:
+            return True
+        at = self.budget.next_slot(give_up_at=self._give_up_at)
+        if at is None:
+            return False
+        if (delay := at - self.clock()) > 0:
+            self.sleep(delay)
+        return True
 
     def _carry_out(self, job: Job, action: PollAction) -> None:
         match action:
