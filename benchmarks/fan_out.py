@@ -69,8 +69,7 @@ def sweep_share(
     from grokvideo.sweep import Sweeper
 
     config = Config(max_pool_connections=concurrency * 4, retries={"mode": "standard"})
-    dynamodb = boto3.resource("dynamodb", endpoint_url=endpoint, config=config)
-    store = JobStore(table, shards=SHARDS, dynamodb=dynamodb)
+    store = JobStore(table, shards=SHARDS, client=boto3.client("dynamodb", endpoint_url=endpoint, config=config))
     events = boto3.client("events", endpoint_url=endpoint, config=config)
     budget = PollBudget(SharedRateLimiter(store.table, "poll", per_second=rate), batch=concurrency)
     sweeper = Sweeper(
@@ -96,7 +95,7 @@ def one_run(
     table = f"fan-{uuid.uuid4().hex[:8]}"
     dynamodb = boto3.resource("dynamodb", endpoint_url=endpoint)
     create_jobs_table(dynamodb, table)
-    store = JobStore(table, shards=SHARDS, first_poll_delay=0, dynamodb=dynamodb)
+    store = JobStore(table, shards=SHARDS, first_poll_delay=0, client=boto3.client("dynamodb", endpoint_url=endpoint))
     now = int(time.time()) - 1
     for i in range(jobs):
         store.register(f"job-{uuid.uuid4().hex[:12]}-{i}", now=now)

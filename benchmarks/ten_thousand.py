@@ -76,8 +76,9 @@ def sweep(endpoint: str, api_url: str, shards: tuple[int, ...]) -> Sweep:
     from grokvideo.sweep import Sweeper
 
     cfg = Config(max_pool_connections=64, retries={"mode": "standard", "max_attempts": 6})
-    dynamodb = boto3.resource("dynamodb", endpoint_url=endpoint, config=cfg)
-    store = JobStore(TABLE, shards=config.DUE_SHARDS, dynamodb=dynamodb)
+    store = JobStore(
+        TABLE, shards=config.DUE_SHARDS, client=boto3.client("dynamodb", endpoint_url=endpoint, config=cfg)
+    )
     limiter = SharedRateLimiter(store.table, "poll", per_second=config.POLL_RATE_PER_SECOND)
     sweeper = Sweeper(
         store,
@@ -140,7 +141,10 @@ def main() -> int:
             create_jobs_table(dynamodb, TABLE)
             boto3.client("events", endpoint_url=endpoint).create_event_bus(Name="bench-bus")
             store = JobStore(
-                TABLE, shards=config.DUE_SHARDS, first_poll_delay=config.FIRST_POLL_DELAY_SECONDS, dynamodb=dynamodb
+                TABLE,
+                shards=config.DUE_SHARDS,
+                first_poll_delay=config.FIRST_POLL_DELAY_SECONDS,
+                client=boto3.client("dynamodb", endpoint_url=endpoint),
             )
             ids = [
                 fake.add_job(outcome="done", ready_after=rng.uniform(args.ready_min, args.ready_max))
