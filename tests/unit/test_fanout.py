@@ -13,10 +13,12 @@ ROWS = [
     ({0: 0, 1: 0, 2: 0, 3: 0}, 600, 4, SweepPlan((0, 1, 2, 3))),
     ({0: 150, 1: 150, 2: 150, 3: 150}, 600, 4, SweepPlan((0, 1, 2, 3))),  # exactly one sweep's worth
     ({0: 151, 1: 150, 2: 150, 3: 150}, 600, 4, SweepPlan((0, 3), ((1, 2),))),
-    ({0: 1000, 1: 0, 2: 0, 3: 0}, 600, 4, SweepPlan((0,), ((1, 2, 3),))),  # one hot shard alone
+    ({0: 1000, 1: 0, 2: 0, 3: 0}, 600, 4, SweepPlan((0, 1, 2, 3))),  # one hot shard: no split helps
     ({0: 900, 1: 900, 2: 900, 3: 900}, 600, 4, SweepPlan((0,), ((1,), (2,), (3,)))),
     ({0: 900, 1: 900, 2: 900, 3: 900}, 600, 1, SweepPlan((0, 1, 2, 3))),  # fan-out switched off
     ({0: 5000}, 600, 4, SweepPlan((0,))),  # one shard cannot be split
+    ({0: 0, 1: 0, 2: 3}, 1, 3, SweepPlan((0, 1, 2))),  # idle shards get no sweep of their own
+    ({0: 0, 1: 700, 2: 700, 3: 0}, 600, 4, SweepPlan((0, 1), ((2, 3),))),
     ({0: 10, 1: 10, 2: 10, 3: 10, 4: 10, 5: 10}, 20, 3, SweepPlan((0, 3), ((1, 4), (2, 5)))),
 ]
 

@@ -50,13 +50,15 @@ def plan_sweeps(backlog: Mapping[int, int], *, capacity: int, max_sweepers: int)
     """
     shards = sorted(backlog)
     total = sum(backlog.values())
-    wanted = max(1, min(max_sweepers, len(shards), math.ceil(total / max(1, capacity))))
+    busy = sum(1 for shard in shards if backlog[shard])  # a shard with nothing due needs no sweep of its own
+    wanted = max(1, min(max_sweepers, busy, math.ceil(total / max(1, capacity))))
     if wanted == 1:
         return SweepPlan(tuple(shards))
     groups: list[list[int]] = [[] for _ in range(wanted)]
     loads = [0] * wanted
     for shard in sorted(shards, key=lambda s: (-backlog[s], s)):
-        lightest = loads.index(min(loads))
+        # The lightest group, and of those the one with fewest shards: no group stays empty.
+        lightest = min(range(wanted), key=lambda g: (loads[g], len(groups[g]), g))
         groups[lightest].append(shard)
         loads[lightest] += backlog[shard]
     mine, *others = (tuple(sorted(g)) for g in groups)
