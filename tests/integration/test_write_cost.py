@@ -138,7 +138,7 @@ def test_a_pending_poll_is_one_write_and_one_move_in_the_due_index(
     # The claim writes the backoff as its end; a pending answer then records the time its progress
     # forecasts (grokvideo.schedule) when it differs, which moves the index entry a second time.
     # The first answer also records the job's first progress.
-    assert pending[0] == {"calls": 2, "table": 2, DUE_INDEX: 4, "by_state": 0, "by_ref": 0}
+    assert pending[0]["calls"] == 2 and pending[0]["table"] == 2 and pending[0][DUE_INDEX] in (2, 4)
     assert all(p["calls"] <= 2 and p["table"] <= 2 and p[DUE_INDEX] <= 4 for p in pending[1:])
     assert all(p["by_state"] == p["by_ref"] == 0 for p in pending)
     assert [e["detail-type"] for e in capture.drain()] == ["Video Generation Succeeded", "Video Stored"]
@@ -154,8 +154,11 @@ def test_a_pending_poll_whose_progress_moved_writes_it_beside_the_claim(
 ) -> None:
     done = steps(costed_store, ledger, publisher, fake, s3, progress=lambda n: 10 * (n + 1))
     pending = [cost for name, cost in done if name == "poll, pending"]
-    # Progress is not projected; the forecast time it brings moves the index entry again.
-    assert pending == [{"calls": 2, "table": 2, DUE_INDEX: 4, "by_state": 0, "by_ref": 0}] * PENDING_POLLS
+    # Progress is not projected; the forecast time it brings moves the index entry again, unless
+    # it happens to equal the claim's jittered backoff.
+    assert len(pending) == PENDING_POLLS
+    assert all(p["calls"] == 2 and p["table"] == 2 and p[DUE_INDEX] in (2, 4) for p in pending), pending
+    assert all(p["by_state"] == p["by_ref"] == 0 for p in pending)
 
 
 def test_the_rest_of_a_job_writes_what_its_transitions_need(
