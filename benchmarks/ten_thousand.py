@@ -69,10 +69,11 @@ def sweep(endpoint: str, api_url: str, shards: tuple[int, ...]) -> Sweep:
     os.environ.update(CREDENTIALS)
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    from grokvideo.backoff import PollSchedule
     from grokvideo.cometapi import CometApiClient
     from grokvideo.events import EventPublisher
-    from grokvideo.polling import PollPolicy
     from grokvideo.ratelimit import PollBudget, SharedRateLimiter
+    from grokvideo.schedule import ProgressSchedule
     from grokvideo.sweep import Sweeper
 
     cfg = Config(max_pool_connections=64, retries={"mode": "standard", "max_attempts": 6})
@@ -85,7 +86,8 @@ def sweep(endpoint: str, api_url: str, shards: tuple[int, ...]) -> Sweep:
         CometApiClient(api_url, lambda: API_KEY, maxsize=config.POLL_CONCURRENCY),
         EventPublisher("bench-bus", "grokvideo", client=boto3.client("events", endpoint_url=endpoint, config=cfg)),
         concurrency=config.POLL_CONCURRENCY,
-        schedule=PollPolicy().schedule,
+        schedule=PollSchedule(first_delay=config.FIRST_POLL_DELAY_SECONDS, cap=config.POLL_INTERVAL_SECONDS),
+        pending_schedule=ProgressSchedule(cap=config.POLL_INTERVAL_SECONDS),
         sweep_seconds=config.SWEEP_SECONDS,
         budget=PollBudget(limiter, batch=config.POLL_CONCURRENCY),
     )
@@ -183,6 +185,9 @@ def main() -> int:
                         f"{len(running)} sweeps so far",
                         flush=True,
                     )
+                    for finished in running:
+                        if finished.ready() and not finished.successful():
+                            finished.get()  # a sweep that failed ends the run with its error
                     if left == 0 or time.time() - started > deadline:
                         break
                     plan = fan_out.start(now)
