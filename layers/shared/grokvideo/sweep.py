@@ -352,27 +352,21 @@ class Sweeper:
         """A succeeded job no copy has settled within the watchdog: ask again, or give up."""
         action = decide_stalled_copy(job, watchdog_seconds=COPY_WATCHDOG)
         logger.warning("no copy settled this job: " + type(action).__name__, extra={"request_id": job.request_id})
-        now = int(self.clock())
         if isinstance(action, RemindCopy):
-            moved = self.store.transition(
-                job,
-                to_state=JobState.SUCCEEDED,
-                outbox=DetailType.SUCCEEDED,
-                now=now,
-                relay_after=self.relay_after,
-                owner=self.owner,
-                changes={"copy_reminders": job.copy_reminders + 1},
-            )
+            to_state, outbox = JobState.SUCCEEDED, DetailType.SUCCEEDED
+            changes: dict[str, object] = {"copy_reminders": job.copy_reminders + 1}
         else:
-            moved = self.store.transition(
-                job,
-                to_state=JobState.ARCHIVE_FAILED,
-                outbox=DetailType.ARCHIVE_FAILED,
-                now=now,
-                relay_after=self.relay_after,
-                owner=self.owner,
-                changes={"reason": ArchiveFailureReason.TRANSFER_FAILED.value, "message": action.message},
-            )
+            to_state, outbox = JobState.ARCHIVE_FAILED, DetailType.ARCHIVE_FAILED
+            changes = {"reason": ArchiveFailureReason.TRANSFER_FAILED.value, "message": action.message}
+        moved = self.store.transition(
+            job,
+            to_state=to_state,
+            outbox=outbox,
+            now=int(self.clock()),
+            relay_after=self.relay_after,
+            owner=self.owner,
+            changes=changes,
+        )
         self._count(stalled_copies=1, lost_claims=0 if moved else 1)
         if moved is not None:
             self._deliver(moved)

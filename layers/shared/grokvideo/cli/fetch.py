@@ -11,6 +11,7 @@ from grokvideo.cli import render
 from grokvideo.cli.context import Context
 from grokvideo.cli.deployment import aws_errors
 from grokvideo.cli.exits import CliError, ExitCode
+from grokvideo.cli.query import resolve
 from grokvideo.jobs import Job
 from grokvideo.models import JobState
 
@@ -80,8 +81,6 @@ def download(ctx: Context, job: Job, path: Path) -> Path:
 
 
 def fetch(ctx: Context) -> int:
-    from grokvideo.cli.query import resolve
-
     (job, *others) = resolve(ctx, [ctx.args.id])
     if others:
         raise CliError(f"{ctx.args.id!r} names {len(others) + 1} jobs: fetch one by its request id", ExitCode.USAGE)
