@@ -181,3 +181,79 @@ def test_the_rest_of_a_job_writes_what_its_transitions_need(
 
 def test_the_pricing_examples_run() -> None:
     assert doctest.testmod(write_units).failed == 0
+
+
+def test_a_sweep_that_holds_a_pending_job_writes_its_claim_once_however_often_it_polls(
+    costed_store: JobStore,
+    ledger: WriteLedger,
+    publisher: EventPublisher,
+    capture: EventCapture,
+    fake: FakeCometAPI,
+) -> None:
+    """The scheduled poller's sweep (50 s long) claims a pending job until its end and polls it
+    again from memory: five pending answers whose progress moves, then "done", in one sweep."""
+    rid = fake.add_job(outcome="done", ready_after=0)
+    start = float(int(time.time()))
+    costed_store.register(rid, now=int(start) - 60, client_ref="order-1044")
+    answers: list[PollStatus] = [Pending("IN_PROGRESS/processing", 80 + 3 * n) for n in range(5)]
+    answers.append(Succeeded(fake.video_url(rid), duration=1, model="grok-imagine-video", cost_usd=0.05))
+    script = Script(answers)
+    clock = [start]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    sweeper = Sweeper(
+        costed_store,
+        script,
+        publisher,
+        concurrency=1,
+        schedule=PollSchedule(first_delay=5, cap=60),
+        sweep_seconds=50,
+        clock=lambda: clock[0],
+        sleep=sleep,
+    )
+    mark = ledger.mark()
+    report = sweeper.run()
+    writes = ledger.since(mark)
+
+    assert report.polled == 6 and report.held == 5 and report.unexpected_errors == 0, report
+    assert clock[0] - start < 50  # every poll within the one sweep
+    # The claim, then the transition and the outbox cleared: nothing for the five pending answers.
+    assert totals(writes)["calls"] == 3, [w.operation for w in writes]
+    assert [e["detail-type"] for e in capture.drain()] == ["Video Generation Succeeded"]
+
+
+def test_a_held_job_is_due_again_at_the_sweeps_end_if_the_sweep_dies(
+    costed_store: JobStore, publisher: EventPublisher, fake: FakeCometAPI
+) -> None:
+    """Holding writes nothing after the claim; the claim's end is the sweep's, so a poller that
+    dies mid-sweep leaves the job due when the next sweep starts."""
+    rid = fake.add_job(outcome="done", ready_after=0)
+    start = float(int(time.time()))
+    costed_store.register(rid, now=int(start) - 60)
+    clock = [start]
+
+    class DiesOnSecondPoll(Script):
+        def get_video(self, request_id: str) -> PollStatus:
+            if not self.answers:
+                raise SystemExit("the poller's process died")
+            return super().get_video(request_id)
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    sweeper = Sweeper(
+        costed_store,
+        DiesOnSecondPoll([Pending("IN_PROGRESS/processing", 95)]),
+        publisher,
+        concurrency=1,
+        sweep_seconds=50,
+        clock=lambda: clock[0],
+        sleep=sleep,
+    )
+    with pytest.raises(SystemExit):
+        sweeper.run()
+    job = costed_store.get(rid)
+    assert job is not None and job.state.value == "PENDING"
+    assert job.next_poll_at == int(start) + 50

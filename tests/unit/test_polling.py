@@ -23,12 +23,15 @@ from grokvideo.jobs import Job
 from grokvideo.models import Failed, FailureReason, JobState, Pending, PollStatus, Succeeded
 from grokvideo.polling import (
     Finish,
+    Hold,
     Pause,
     PollPolicy,
+    Record,
     Reschedule,
     Stop,
     changes_to_record,
     decide_poll,
+    follow_up,
     reschedule_at,
 )
 from grokvideo.schedule import ProgressSchedule
@@ -176,3 +179,73 @@ def test_a_success_is_passed_on_unchanged() -> None:
 def test_the_fresh_id_grace_is_the_policys() -> None:
     generous = PollPolicy(backoff=PollSchedule(rng=random.Random(1)), fresh_id_grace=600)
     assert isinstance(decide_poll(JOB, NotFoundError("x"), now=NOW, policy=generous), Reschedule)
+
+
+# --- follow_up: hold a pending job in the sweep's memory, or what to write as it leaves ------------
+
+END = NOW + 40  # the sweep's end, and the claim's
+HELD_CLAIM = replace(JOB, attempts=3, progress=40, next_poll_at=END)
+BACKOFF_CLAIMED = replace(HELD_CLAIM, next_poll_at=NOW + 20)  # a sweep that does not hold
+
+# (name, claimed job, action, hold_until, expected)
+FOLLOW_UPS: list[tuple[str, Job, Reschedule, int, Hold | Record]] = [
+    ("before the end: held", HELD_CLAIM, Reschedule(at=NOW + 10, progress=60, missing_url_polls=0), END, Hold(NOW + 10)),
+    ("at the end: let go", HELD_CLAIM, Reschedule(at=END, progress=40, missing_url_polls=0), END, Record({})),
+    ("a tick after: let go", HELD_CLAIM, Reschedule(at=END + 60, progress=40, missing_url_polls=0), END, Record({})),
+    (
+        "later than a tick: written",
+        HELD_CLAIM,
+        Reschedule(at=END + 61, progress=40, missing_url_polls=0),
+        END,
+        Record({"next_poll_at": END + 61}),
+    ),
+    (
+        "progress moved, let go: written",
+        HELD_CLAIM,
+        Reschedule(at=END + 5, progress=70, missing_url_polls=0),
+        END,
+        Record({"progress": 70}),
+    ),
+    (
+        "a URL missing: counted at once",
+        HELD_CLAIM,
+        Reschedule(progress=40, missing_url_polls=1),
+        END,
+        Record({"missing_url_polls": 1, "next_poll_at": -1}),
+    ),
+    (
+        "no holding: the forecast",
+        BACKOFF_CLAIMED,
+        Reschedule(at=NOW + 30, progress=40),
+        NOW,
+        Record({"next_poll_at": NOW + 30}),
+    ),
+    ("no holding: the claim's time", BACKOFF_CLAIMED, Reschedule(at=NOW + 20, progress=40), NOW, Record({})),
+    ("no holding, an error: the claim's backoff", BACKOFF_CLAIMED, Reschedule(), NOW, Record({})),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "claimed", "action", "hold_until", "expected"), FOLLOW_UPS, ids=[r[0] for r in FOLLOW_UPS]
+)
+def test_follow_up(name: str, claimed: Job, action: Reschedule, hold_until: int, expected: Hold | Record) -> None:
+    got = follow_up(claimed, action, now=NOW, hold_until=hold_until, policy=policy())
+    if isinstance(expected, Record) and expected.changes.get("next_poll_at") == -1:
+        # the backoff of the next attempt, jittered: within the schedule's bounds, before the claim's end
+        assert isinstance(got, Record) and got.changes["missing_url_polls"] == 1
+        assert NOW < got.changes["next_poll_at"] < END
+    else:
+        assert got == expected
+
+
+def test_an_error_while_holding_is_polled_again_after_its_backoff_from_memory() -> None:
+    got = follow_up(HELD_CLAIM, Reschedule(), now=NOW, hold_until=NOW + 120, policy=policy())
+    assert isinstance(got, Hold) and NOW + 5 <= got.at <= NOW + 61
+
+
+def test_repeated_errors_in_one_sweep_back_off_further() -> None:
+    wide = PollPolicy(backoff=PollSchedule(first_delay=5, cap=600, rng=random.Random(3)))
+    first = follow_up(HELD_CLAIM, Reschedule(), now=NOW, hold_until=NOW + 3600, policy=wide, polls=1)  # 4th poll
+    fifth = follow_up(HELD_CLAIM, Reschedule(), now=NOW, hold_until=NOW + 3600, policy=wide, polls=5)  # 8th poll
+    assert isinstance(first, Hold) and isinstance(fifth, Hold)
+    assert first.at <= NOW + 81 < NOW + 301 <= fifth.at  # gaps of 40-80 s, then 300-600 s

@@ -37,6 +37,13 @@ what errors, unknown fresh ids and "done" answers without a URL keep. A pending 
 (``grokvideo.schedule.ProgressSchedule``: around the finish its progress foretells, within 5-60 s);
 ``changes_to_record`` keeps of it what differs from the job as claimed.
 
+A sweep that runs for a while (the scheduled poller's, ``hold_until`` later than now) claims a
+pending job until its own end instead, and ``follow_up`` turns each pending answer into a ``Hold``
+(poll again from memory at a time before that end: nothing is written) or a ``Record`` (what to
+write as the job leaves the sweep). The next sweep starts within a tick (``PollPolicy.tick``) of
+that end and polls whatever is due, so a next poll up to a tick later needs no write either: with
+the cap at or below the tick, a pending job costs one write per sweep, however often it is polled.
+
 >>> import random
 >>> from grokvideo.errors import RetryableError
 >>> from grokvideo.models import JobState
@@ -78,6 +85,7 @@ class PollPolicy:
     pending: ProgressSchedule = field(default_factory=ProgressSchedule)
     fresh_id_grace: int = FRESH_ID_GRACE
     missing_url_limit: int = MISSING_URL_LIMIT
+    tick: int = 60  # seconds between scheduled sweeps: a job due by the next one needs no write
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +119,20 @@ class Stop:
 
 
 PollAction = Reschedule | Finish | Pause | Stop
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Poll the job again at ``at`` (epoch seconds) from the sweep's memory; write nothing."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Write ``changes`` (``JobStore.reschedule``'s arguments; none: no write) and let the job go."""
+
+    changes: dict[str, int]
 
 
 # --- a succeeded job the copier has not settled ------------------------------------------------
@@ -203,3 +225,46 @@ def changes_to_record(job: Job, action: Reschedule) -> dict[str, int]:
     wanted = {"next_poll_at": action.at, "progress": action.progress, "missing_url_polls": action.missing_url_polls}
     current = {"next_poll_at": job.next_poll_at, "progress": job.progress, "missing_url_polls": job.missing_url_polls}
     return {name: value for name, value in wanted.items() if value is not None and value != current[name]}
+
+
+def follow_up(
+    claimed: Job, action: Reschedule, *, now: float, hold_until: float, policy: PollPolicy, polls: int = 1
+) -> Hold | Record:
+    """After a pending answer: hold ``claimed`` for another poll within this sweep, or what to write.
+
+    ``claimed`` is the job as its claim stored it (``next_poll_at``: the claim's end); ``polls`` how
+    many times this sweep has polled it, this poll included; ``hold_until``: the end of the sweep
+    (not later than now: a sweep that never holds, and writes every change as it comes).
+
+    - The next poll (``action.at``, else the backoff) falls before ``hold_until``: ``Hold``.
+    - Otherwise ``Record`` what the job shows that changed (progress, "done" answers without a URL)
+      and the next poll, unless the claim's end already serves it: not earlier, and not more than
+      a tick later while holding (the next sweep polls the job at its start).
+    - A "done" answer without a URL is a count towards failing the job: recorded at once, with
+      the exact time of the next poll.
+
+    >>> import random
+    >>> from grokvideo.models import JobState
+    >>> policy = PollPolicy(backoff=PollSchedule(first_delay=5, cap=60, rng=random.Random(1)))
+    >>> claimed = Job("4b2cd27e", JobState.PENDING, 0, 3600, attempts=3, progress=40, next_poll_at=150)
+    >>> follow_up(claimed, Reschedule(at=120, progress=55), now=110, hold_until=150, policy=policy)
+    Hold(at=120)
+    >>> follow_up(claimed, Reschedule(at=170, progress=55), now=110, hold_until=150, policy=policy)
+    Record(changes={'progress': 55})
+    >>> follow_up(claimed, Reschedule(at=300, progress=40), now=110, hold_until=150, policy=policy)
+    Record(changes={'next_poll_at': 300})
+    >>> follow_up(claimed, Reschedule(at=170, progress=40), now=110, hold_until=0, policy=policy)
+    Record(changes={'next_poll_at': 170})
+    """
+    counted = action.missing_url_polls is not None and action.missing_url_polls != claimed.missing_url_polls
+    holding = hold_until > now
+    at = action.at
+    if at is None and holding:  # an error's backoff, which the claim did not write
+        at = reschedule_at(claimed.attempts + polls - 1, now=now, policy=policy)
+    if holding and not counted and at is not None and at < hold_until:
+        return Hold(at)
+    claim_ends = claimed.next_poll_at or 0
+    slack = policy.tick if holding and not counted else 0
+    served = at is None or claim_ends <= at <= claim_ends + slack
+    wanted = Reschedule(None if served else at, action.progress, action.missing_url_polls)
+    return Record(changes_to_record(claimed, wanted))

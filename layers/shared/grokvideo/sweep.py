@@ -7,6 +7,9 @@ jobs, runs the polls ``concurrency`` at a time, carries out the actions, deliver
 counts. Sweep-wide reactions: a 429 pauses every poll for ``Retry-After``; a refused key stops the
 sweep (no job fails).
 
+A pending job is claimed until the sweep's end, and polled again from memory (``polling.Hold``)
+as often as its schedule says before then: writes follow what changes, not how often we ask.
+
 Use (needs AWS or the provider, so not a doctest)::
 
     report = Sweeper(store, client, publisher, concurrency=16).run(time_left=lambda: 60)
@@ -16,6 +19,8 @@ Use (needs AWS or the provider, so not a doctest)::
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import threading
 import time
@@ -38,15 +43,16 @@ from grokvideo.polling import (
     FRESH_ID_GRACE,
     MISSING_URL_LIMIT,
     Finish,
+    Hold,
     Pause,
     PollAction,
     PollPolicy,
     RemindCopy,
     Reschedule,
     Stop,
-    changes_to_record,
     decide_poll,
     decide_stalled_copy,
+    follow_up,
     reschedule_at,
 )
 from grokvideo.ratelimit import PollBudget
@@ -68,7 +74,8 @@ class SweepReport:
     polled: int = 0
     succeeded: int = 0
     failed: Counter[str] = field(default_factory=Counter)  # by reason
-    rescheduled: int = 0
+    rescheduled: int = 0  # pending answers that let their job go (a write only if something changed)
+    held: int = 0  # pending answers whose job this sweep polls again from memory (no write)
     events_published: int = 0
     publish_errors: int = 0
     poll_errors: Counter[str] = field(default_factory=Counter)  # by error class
@@ -172,6 +179,10 @@ class Sweeper:
         self._lock = threading.Lock()
         self._report = SweepReport()
         self._give_up_at = 0.0
+        self._hold_until = 0  # pending claims last until then (0: no holding, every change written)
+        # Held jobs, earliest poll first: (at, tie-break, job as claimed, polls this sweep made).
+        self._held: list[tuple[float, int, Job, int]] = []
+        self._tie = itertools.count()
 
     @property
     def report(self) -> SweepReport:
@@ -197,6 +208,8 @@ class Sweeper:
         # pass always runs; further passes only within ``sweep_seconds``.
         self._give_up_at = float("inf") if time_left is None else started + time_left() - safety_margin
         sweep_until = min(started + self.sweep_seconds, self._give_up_at)
+        self._hold_until = int(sweep_until) if self.sweep_seconds > 0 else 0
+        self._held.clear()
         reads_before = self.store.items_read
         with ThreadPoolExecutor(max_workers=self.concurrency * 2, thread_name_prefix="poll") as pool:
             while not self._stop.is_set():
@@ -204,7 +217,7 @@ class Sweeper:
                 self._report.passes += 1
                 if self._stop.is_set():
                     break
-                next_at = self.store.next_due_at(self._shards)
+                next_at = self._next_at()
                 if next_at is None:
                     break  # nothing pending at all
                 delay = max(next_at - self.clock(), 0.0 if worked else 1.0)
@@ -215,11 +228,26 @@ class Sweeper:
         self._report.duration_seconds = self.clock() - started
         return self._report
 
+    def _next_at(self) -> float | None:
+        """When the next poll is due: a held job's, or the earliest in the index (None: nothing)."""
+        stored = self.store.next_due_at(self._shards)
+        with self._lock:
+            held = self._held[0][0] if self._held else None
+        return min((t for t in (stored, held) if t is not None), default=None)
+
+    def _take_held(self, now: float) -> list[tuple[Job, int]]:
+        taken = []
+        with self._lock:
+            while self._held and self._held[0][0] <= now:
+                _, _, job, polls = heapq.heappop(self._held)
+                taken.append((job, polls))
+        return taken
+
     def _pass(self, pool: ThreadPoolExecutor) -> int:
-        """Submit every job due now; return how many this sweep claimed."""
+        """Submit every job due now, held ones first; return how many this sweep polled or claimed."""
         now = int(self.clock())
         slots = threading.BoundedSemaphore(self.concurrency * 4)  # bounded read-ahead
-        futures: list[Future[bool]] = []
+        futures: list[Future[bool]] = [pool.submit(self._repoll, job, polls) for job, polls in self._take_held(now)]
         for job in self._due_until_stopped(now):
             slots.acquire()
             future = pool.submit(self._work, job)
@@ -267,16 +295,28 @@ class Sweeper:
             self._count(unexpected_errors=1)
             return True
 
+    def _repoll(self, job: Job, polls: int) -> bool:
+        """Poll a job this sweep holds (its claim lasts until the sweep's end)."""
+        try:
+            if not self._stop.is_set():
+                self._poll(job, polls + 1)
+            return True
+        except Exception:  # as in _work: the job is due again when the claim ends
+            logger.exception("unexpected error while sweeping a job", extra={"request_id": job.request_id})
+            self._count(unexpected_errors=1)
+            return True
+
     def _claim(self, due: DueJob) -> Job | None:
         """A pending job's claim is also its reschedule, to the backoff its poll will need if it
-        answers pending (``JobStore.claim_poll``); a job owing an event or a copy is leased."""
+        answers pending (``JobStore.claim_poll``), or the sweep's end if later (the sweep holds it
+        until then); a job owing an event or a copy is leased."""
         now = int(self.clock())
         if due.state is JobState.PENDING:
-            at = reschedule_at(due.attempts or 0, now=now, policy=self.policy)
+            at = max(reschedule_at(due.attempts or 0, now=now, policy=self.policy), self._hold_until)
             return self.store.claim_poll(due, owner=self.owner, now=now, next_poll_at=at)
         return self.store.claim(due.request_id, owner=self.owner, now=now, lease_seconds=self.lease_seconds)
 
-    def _poll(self, job: Job) -> None:
+    def _poll(self, job: Job, polls: int = 1) -> None:
         with self._api_slots:
             # Both checks come after the slot is ours: a 429 or a 401 may have arrived while this
             # job waited for it.
@@ -305,7 +345,7 @@ class Sweeper:
             elif isinstance(action, Stop):
                 self._stop.set()
         self._count_answer(job, answer)
-        self._carry_out(job, action)
+        self._carry_out(job, action, polls)
 
     def _wait_for_budget(self) -> bool:
         """Wait for this poll's slot of the shared rate; False when none starts in this sweep."""
@@ -318,13 +358,18 @@ class Sweeper:
             self.sleep(delay)
         return True
 
-    def _carry_out(self, job: Job, action: PollAction) -> None:
+    def _carry_out(self, job: Job, action: PollAction, polls: int = 1) -> None:
         match action:
             case Finish(outcome):
                 self._finish(job, outcome)
             case Reschedule():
+                now, until = self.clock(), self._hold_until
+                step = follow_up(job, action, now=now, hold_until=until, policy=self.policy, polls=polls)
+                if isinstance(step, Hold):
+                    self._hold(job, step.at, polls)
+                    return
                 # The claim already rescheduled the job; write only what the answer changed.
-                changes = changes_to_record(job, action)
+                changes = step.changes
                 moved = not changes or self.store.reschedule(job, owner=self.owner, **changes) is not None
                 self._count(rescheduled=1 if moved else 0, lost_claims=0 if moved else 1)
             case Pause(seconds, at):
@@ -422,6 +467,11 @@ class Sweeper:
         delivered = self.relay.deliver(job)
         self._count(events_published=0 if delivered is None else 1, publish_errors=1 if delivered is None else 0)
         return delivered
+
+    def _hold(self, job: Job, at: float, polls: int) -> None:
+        with self._lock:
+            heapq.heappush(self._held, (at, next(self._tie), job, polls))
+            self._report.held += 1
 
     # --- bookkeeping ------------------------------------------------------------------------
 
