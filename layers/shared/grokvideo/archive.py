@@ -23,7 +23,11 @@ How a copy goes:
    of the stream checks the announced length was reached (truncated otherwise): it raises
    from ``read``, s3transfer aborts the multipart upload, and we abort any leftover upload of
    the key as well (``abort_stale_uploads``).
-4. The whole-object SHA-256 is only known at the end, so it cannot be sent as metadata with
+4. A video that announces at most ``MULTIPART_THRESHOLD`` bytes (most: a few MiB) is read whole,
+   then stored with one ``PutObject`` that carries its tags (``sha256``, ``size``) and its
+   ``ChecksumSHA256``, which S3 checks against the bytes it received: one billed request where
+   an upload, a tagging and a HEAD were three. For a larger one, read on.
+   The whole-object SHA-256 is only known at the end, so it cannot be sent as metadata with
    the upload. S3's own ``ChecksumAlgorithm=SHA256`` gives a checksum of part checksums for a
    multipart upload, not the file's digest, and setting metadata afterwards needs a
    ``copy_object`` (a full server-side copy, limited to 5 GB). So: the digest is stored in the
@@ -79,6 +83,7 @@ DEBUG request-line log gets a filter that drops the query too.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -91,6 +96,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
@@ -441,6 +447,8 @@ class VideoArchiver:
                     f"{target.redacted} is not an MP4 video (no ftyp box)", reason=Reason.NOT_A_VIDEO
                 )
             extra_metadata.setdefault("source-host", target.host)
+            if announced is not None and announced <= MULTIPART_THRESHOLD:
+                return self._put_whole(reader, bucket, key, content_type, extra_metadata)
             size_hint = announced if announced is not None else self._max_bytes
             self._upload(reader, bucket, key, content_type, extra_metadata, size_hint)
         digest = reader.hexdigest()
@@ -621,6 +629,28 @@ class VideoArchiver:
             raise
         if not reader.eof:  # s3transfer stops at the first empty read, which only the end gives
             raise ArchiveError("upload ended before the video did", reason=Reason.TRANSFER_FAILED)
+
+    def _put_whole(
+        self, reader: _BodyReader, bucket: str, key: str, content_type: str, metadata: dict[str, str]
+    ) -> StoredVideo:
+        """Store a small video in one request, its tags and its checksum with it."""
+        body = reader.read()  # the reader enforces the announced length, the cap and the deadline
+        digest = reader.hexdigest()
+        try:
+            answer = self._s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                Metadata=metadata,
+                Tagging=urlencode({"sha256": digest, "size": str(len(body))}),
+                ChecksumSHA256=base64.b64encode(bytes.fromhex(digest)).decode("ascii"),
+            )
+        except _S3_ERRORS as exc:
+            raise _s3_error("put_object", exc) from None
+        log.info("stored s3://%s/%s (%d bytes, sha256 %s)", bucket, key, len(body), digest)
+        head = {"ContentLength": len(body), "ETag": answer.get("ETag", "")}
+        return StoredVideo.from_head(bucket, key, head, sha256=digest, content_type=content_type)
 
     def _finish(self, bucket: str, key: str, size: int, digest: str, content_type: str) -> StoredVideo:
         """Record the digest in the object's tags and describe the stored object."""
