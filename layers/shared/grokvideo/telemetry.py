@@ -1,4 +1,10 @@
-"""Turn a sweep's report into CloudWatch metrics (EMF, via Powertools Metrics)."""
+"""Turn a sweep's report into CloudWatch metrics (EMF, via Powertools Metrics).
+
+A count is sent only when it is not zero: CloudWatch bills a custom metric for every hour it
+receives a value, a zero adds nothing to a Sum, and the alarms treat missing data as not
+breaching. So the signs of trouble (errors, lost claims, owed events) cost nothing while there
+is none.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +16,32 @@ from grokvideo.sweep import SweepReport
 
 def record_sweep(metrics: Metrics, report: SweepReport) -> None:
     """Jobs polled/succeeded/failed (and by reason), poll errors by class, sweep duration, alarms."""
-    count = MetricUnit.Count
-    metrics.add_metric(name="JobsPolled", unit=count, value=report.polled)
-    metrics.add_metric(name="JobsSucceeded", unit=count, value=report.succeeded)
-    metrics.add_metric(name="JobsFailed", unit=count, value=sum(report.failed.values()))
-    metrics.add_metric(name="EventsPublished", unit=count, value=report.events_published)
-    metrics.add_metric(name="EventPublishErrors", unit=count, value=report.publish_errors)
-    metrics.add_metric(name="DueItemsRead", unit=count, value=report.items_read)
-    # The ProviderAuthFailures alarm watches this one: 401/403 is an outage of ours.
-    metrics.add_metric(name="ProviderAuthFailures", unit=count, value=int(report.auth_failed))
+    counts = {
+        "JobsPolled": report.polled,
+        "JobsSucceeded": report.succeeded,
+        "JobsFailed": sum(report.failed.values()),
+        "EventsPublished": report.events_published,
+        "EventPublishErrors": report.publish_errors,
+        "DueItemsRead": report.items_read,
+        # The ProviderAuthFailures alarm watches this one: 401/403 is an outage of ours.
+        "ProviderAuthFailures": int(report.auth_failed),
+        # Signs that a job may be stuck: the UnexpectedErrors and OwedEventAge alarms watch these.
+        "UnexpectedErrors": report.unexpected_errors,
+        "LostClaims": report.lost_claims,
+        "StalledCopies": report.stalled_copies,
+    }
+    for name, value in counts.items():
+        if value:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     metrics.add_metric(name="SweepDuration", unit=MetricUnit.Seconds, value=report.duration_seconds)
-    # Signs that a job may be stuck: the UnexpectedErrors and OwedEventAge alarms watch these.
-    metrics.add_metric(name="UnexpectedErrors", unit=count, value=report.unexpected_errors)
-    metrics.add_metric(name="LostClaims", unit=count, value=report.lost_claims)
-    metrics.add_metric(name="StalledCopies", unit=count, value=report.stalled_copies)
-    metrics.add_metric(name="OwedEventAge", unit=MetricUnit.Seconds, value=report.oldest_owed_seconds)
+    if report.oldest_owed_seconds:
+        metrics.add_metric(name="OwedEventAge", unit=MetricUnit.Seconds, value=report.oldest_owed_seconds)
     for dimension, metric, counter in (
         ("reason", "JobsFailedByReason", report.failed),
         ("error", "PollErrors", report.poll_errors),
     ):
         for value, n in counter.items():
-            with single_metric(name=metric, unit=count, value=n, default_dimensions=metrics.default_dimensions) as one:
+            with single_metric(
+                name=metric, unit=MetricUnit.Count, value=n, default_dimensions=metrics.default_dimensions
+            ) as one:
                 one.add_dimension(name=dimension, value=value)
