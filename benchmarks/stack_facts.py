@@ -7,7 +7,7 @@ are, and whether the stack creates the key's secret. Values that are conditions 
 
 >>> facts = stack_facts()
 >>> facts.memory_mb["poller"], facts.schedule_minutes, facts.batch_size["submit"]
-(512, 1, 5)
+(256, 1, 5)
 >>> facts.environment["POWERTOOLS_SERVICE_NAME"]
 'grokvideo'
 """
