@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "shared"), str(ROOT)]
 
+from benchmarks import figures  # noqa: E402
 from benchmarks.bill import Bill, Line, PriceList, price, sampled_fraction  # noqa: E402
 from benchmarks.cost_sim import API_KEY, SECONDS_PER_MONTH, MiB, RunRecord, Workload, simulate  # noqa: E402
 from benchmarks.machine import describe  # noqa: E402
@@ -156,13 +157,9 @@ def monthly_at(bill: Bill, run: RunRecord, jobs_per_month: float, prices: PriceL
 
 
 def draw(bill: Bill, run: RunRecord, prices: PriceList, path: Path) -> str:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return f"matplotlib is not installed in this interpreter ({sys.executable}): {path} not drawn"
+    plt = figures.pyplot()
+    if plt is None:
+        return figures.not_drawn(path)
     fig, (bars, curve) = plt.subplots(1, 2, figsize=(12, 5))
     services = sorted(Bill.by_service(bill.per_job).items(), key=lambda kv: kv[1])
     bars.barh([s for s, _ in services], [u for _, u in services], color="tab:blue")
@@ -192,11 +189,7 @@ def draw(bill: Bill, run: RunRecord, prices: PriceList, path: Path) -> str:
     curve.set_title("the month's bill against the load", fontsize=9)
     curve.grid(alpha=0.3, which="both")
     curve.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return f"figure: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}"
+    return figures.save(fig, path)
 
 
 def main() -> int:

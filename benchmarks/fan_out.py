@@ -34,6 +34,7 @@ sys.path[:0] = [str(ROOT / "layers" / "shared"), str(ROOT)]
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
+from benchmarks import figures  # noqa: E402
 from benchmarks.machine import describe  # noqa: E402
 from benchmarks.services import fake_cometapi, moto_server  # noqa: E402
 from grokvideo.fanout import plan_sweeps  # noqa: E402
@@ -112,13 +113,9 @@ def one_run(
 
 
 def draw(rows: list[dict[str, Any]], path: Path) -> str:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return f"matplotlib is not installed in this interpreter ({sys.executable}): {path} not drawn"
+    plt = figures.pyplot()
+    if plt is None:
+        return figures.not_drawn(path)
     ns = [r["sweepers"] for r in rows]
     one = rows[0]["median"]
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
@@ -138,9 +135,7 @@ def draw(rows: list[dict[str, Any]], path: Path) -> str:
     ax.set_title("Fan-out: sweepers sharing one table and one poll budget")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return f"drawn: {path.relative_to(ROOT)}"
+    return figures.save(fig, path)
 
 
 def main() -> int:

@@ -48,6 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "shared"), str(ROOT)]
 
+from benchmarks import figures  # noqa: E402
 from benchmarks.machine import describe  # noqa: E402
 from grokvideo.backoff import PollSchedule  # noqa: E402
 from grokvideo.config import FIRST_POLL_DELAY_SECONDS, POLL_INTERVAL_SECONDS  # noqa: E402
@@ -271,13 +272,9 @@ def table(scenario: Scenario, runs: list[dict[str, Outcome]]) -> None:
 
 
 def draw(runs: list[dict[str, Outcome]], scenario: Scenario, path: Path) -> str:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return f"matplotlib is not installed in this interpreter ({sys.executable}): {path} not drawn"
+    plt = figures.pyplot()
+    if plt is None:
+        return figures.not_drawn(path)
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
     for name in runs[0]:
         outs = [run[name] for run in runs]
@@ -305,11 +302,7 @@ def draw(runs: list[dict[str, Outcome]], scenario: Scenario, path: Path) -> str:
         f"{scenario.name!r}, CometAPI refresh {REFRESH_SECONDS:g} s",
         fontsize=10,
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return f"figure: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}"
+    return figures.save(fig, path)
 
 
 def main() -> int:

@@ -52,6 +52,7 @@ sys.path[:0] = [str(ROOT / "layers" / "shared"), str(ROOT)]
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
+from benchmarks import figures  # noqa: E402
 from benchmarks.machine import describe  # noqa: E402
 from benchmarks.services import fake_cometapi, moto_server  # noqa: E402
 from grokvideo.config import DEFAULT_EVENT_SOURCE  # noqa: E402
@@ -577,13 +578,9 @@ def window_limit(rate: float, width: float) -> int:
 
 
 def draw(result: RunResult, args: argparse.Namespace, path: Path) -> str:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return f"matplotlib is not installed in this interpreter ({sys.executable}): {path} not drawn"
+    plt = figures.pyplot()
+    if plt is None:
+        return figures.not_drawn(path)
     t = [c - result.t0 for c in result.creates]
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.step([0.0, *t], range(len(t) + 1), where="post", label="provider jobs created (fake's create log)")
@@ -607,11 +604,7 @@ def draw(result: RunResult, args: argparse.Namespace, path: Path) -> str:
     )
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return f"figure: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} (run {result.run})"
+    return f"{figures.save(fig, path)} (run {result.run})"
 
 
 # --- report ------------------------------------------------------------------------------------
