@@ -189,7 +189,13 @@ BACKOFF_CLAIMED = replace(HELD_CLAIM, next_poll_at=NOW + 20)  # a sweep that doe
 
 # (name, claimed job, action, hold_until, expected)
 FOLLOW_UPS: list[tuple[str, Job, Reschedule, int, Hold | Record]] = [
-    ("before the end: held", HELD_CLAIM, Reschedule(at=NOW + 10, progress=60, missing_url_polls=0), END, Hold(NOW + 10)),
+    (
+        "before the end: held",
+        HELD_CLAIM,
+        Reschedule(at=NOW + 10, progress=60, missing_url_polls=0),
+        END,
+        Hold(NOW + 10),
+    ),
     ("at the end: let go", HELD_CLAIM, Reschedule(at=END, progress=40, missing_url_polls=0), END, Record({})),
     ("a tick after: let go", HELD_CLAIM, Reschedule(at=END + 60, progress=40, missing_url_polls=0), END, Record({})),
     (

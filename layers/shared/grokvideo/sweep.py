@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import os
 import threading
 import time
@@ -208,7 +209,8 @@ class Sweeper:
         # pass always runs; further passes only within ``sweep_seconds``.
         self._give_up_at = float("inf") if time_left is None else started + time_left() - safety_margin
         sweep_until = min(started + self.sweep_seconds, self._give_up_at)
-        self._hold_until = int(sweep_until) if self.sweep_seconds > 0 else 0
+        # The claims outlast the sweep's last pass, so no pass claims a job this sweep let go.
+        self._hold_until = math.ceil(sweep_until) if self.sweep_seconds > 0 else 0
         self._held.clear()
         reads_before = self.store.items_read
         with ThreadPoolExecutor(max_workers=self.concurrency * 2, thread_name_prefix="poll") as pool:

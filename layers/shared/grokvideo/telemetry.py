@@ -40,8 +40,8 @@ def record_sweep(metrics: Metrics, report: SweepReport) -> None:
         ("reason", "JobsFailedByReason", report.failed),
         ("error", "PollErrors", report.poll_errors),
     ):
-        for value, n in counter.items():
+        for label, n in counter.items():
             with single_metric(
                 name=metric, unit=MetricUnit.Count, value=n, default_dimensions=metrics.default_dimensions
             ) as one:
-                one.add_dimension(name=dimension, value=value)
+                one.add_dimension(name=dimension, value=label)
