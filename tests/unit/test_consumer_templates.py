@@ -111,8 +111,10 @@ def test_every_imported_name_is_an_export_of_the_stack(snippets: list[str], expo
 
 def test_a_misspelled_import_is_caught(exports: dict[str, str]) -> None:
     """The check above compares names, not just shapes: a wrong stack name or output fails it."""
-    template, _ = decode_str("Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n"
-                             "      QueueName: !ImportValue grokvideo-EventBus\n")
+    template, _ = decode_str(
+        "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n"
+        "      QueueName: !ImportValue grokvideo-EventBus\n"
+    )
     assert not set(imported_names(template)) <= set(exports)
 
 
