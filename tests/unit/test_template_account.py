@@ -238,3 +238,27 @@ def test_the_local_stack_leaves_off_what_the_emulator_rejects(tpl: dict[str, Any
     ]
     assert on == []
     assert Intrinsics(tpl).condition("ArchiveEvents"), "the archive is on by default in a real account"
+
+
+# --------------------------------------------------------------------------- SAM workflows
+
+
+def test_sam_workflow_commands_name_real_functions_and_sample_files(tpl: dict[str, Any]) -> None:
+    section = readme_section("SAM workflows")
+    functions = {k for k, v in tpl["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+    invoked = re.findall(r"sam remote invoke (\w+) --stack-name \S+ --event-file (\S+)", section)
+    assert {"PollerFunction", "RegisterFunction"} <= {name for name, _ in invoked}
+    for name, path in invoked:
+        assert name in functions, name
+        assert (ROOT / path).is_file(), path
+    logged = set(re.findall(r"sam logs --stack-name \S+ -n (\w+)", section))
+    assert logged and logged <= functions, logged - functions
+    for command in ("sam sync --watch", "sam logs --stack-name grokvideo --tail"):
+        assert command in section, command
+
+
+def test_license_is_the_mit_text_pyproject_declares() -> None:
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert 'license = "MIT"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert text.startswith("MIT License\n\nCopyright (c) 2026 The grokvideo authors\n")
+    assert "Permission is hereby granted, free of charge" in text
