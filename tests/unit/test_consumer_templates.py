@@ -6,7 +6,9 @@ is ``<!-- consumer-template -->``.
 
 from __future__ import annotations
 
+import doctest
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +128,8 @@ def test_the_lint_check_fails_a_broken_template() -> None:
         "      Targets: [{ Id: q, Arn: !GetAtt MissingQueue.Arn }]\n"
     )
     assert lint(broken, config=ManualArgs(regions=["us-east-1"]))
+
+
+def test_the_helpers_examples_run() -> None:
+    result = doctest.testmod(sys.modules[__name__])
+    assert result.attempted and not result.failed

@@ -6,6 +6,7 @@ saying of each event exactly what the repository's 2020-12 schema says of its de
 from __future__ import annotations
 
 import copy
+import doctest
 import json
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,11 @@ def envelope(detail_type: str, detail: Any) -> dict[str, Any]:
         "resources": [],
         "detail": detail,
     }
+
+
+def test_the_generators_examples_run() -> None:
+    result = doctest.testmod(to_draft4)
+    assert result.attempted and not result.failed
 
 
 def test_template_yaml_is_what_the_generator_writes() -> None:

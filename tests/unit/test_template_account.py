@@ -4,8 +4,10 @@ leaves behind and whether the next deploy of the same stack meets it.
 
 from __future__ import annotations
 
+import doctest
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +264,8 @@ def test_license_is_the_mit_text_pyproject_declares() -> None:
     assert 'license = "MIT"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert text.startswith("MIT License\n\nCopyright (c) 2026 The grokvideo authors\n")
     assert "Permission is hereby granted, free of charge" in text
+
+
+def test_the_helpers_examples_run() -> None:
+    result = doctest.testmod(sys.modules[__name__])
+    assert result.attempted and not result.failed
