@@ -34,7 +34,7 @@ test-fast: venv ## unit and integration tests only
 	$(PY) -m pytest tests/unit tests/integration $(PYTEST_ARGS)
 
 lint: venv ## ruff and mypy on the package and handlers
-	$(VENV)/bin/ruff check layers functions local tests benchmarks
+	$(VENV)/bin/ruff check layers functions local tests benchmarks schemas
 	$(VENV)/bin/mypy layers/shared/grokvideo
 
 demo: venv ## run the product end to end on the local emulator

@@ -12,8 +12,9 @@ from typing import Any
 from local.common import LOCAL, REGION, REPO, STACK_NAME
 from local.venvs import MINISTACK_VENV, SAM_VENV
 
-# Local default: the template's minimum, so local jobs move fast (override with --parameter).
-LOCAL_PARAMETER_DEFAULTS = {"PollIntervalSeconds": "5"}
+# Local defaults (override with --parameter): the poll interval at the template's minimum, so local
+# jobs move fast; no event archive, a resource type the emulator rejects.
+LOCAL_PARAMETER_DEFAULTS = {"PollIntervalSeconds": "5", "EventArchiveRetentionDays": "0"}
 ARTIFACTS_BUCKET = "grokvideo-local-artifacts"  # also in samconfig.toml [local]
 SECRET_NAME = "grokvideo/cometapi-key"
 DEFAULT_API_KEY = "test-key"  # what local/fake_cometapi accepts by default
