@@ -46,6 +46,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -57,7 +58,9 @@ from grokvideo.jobs import Job, JobStore
 from grokvideo.manifest import build_manifest, manifest_key
 from grokvideo.models import ArchiveFailureReason, JobState
 from grokvideo.outbox import RELAY_AFTER, Relay
-from grokvideo.tasks import TaskResumer
+
+if TYPE_CHECKING:
+    from grokvideo.tasks import TaskResumer
 
 logger = Logger(child=True)
 

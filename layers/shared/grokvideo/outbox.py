@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
@@ -21,7 +21,9 @@ from grokvideo import events
 from grokvideo.errors import EventPublishError, GrokVideoError, TaskResumeError
 from grokvideo.jobs import Job, JobStore
 from grokvideo.models import ArchiveFailureReason, FailureReason
-from grokvideo.tasks import TaskResumer
+
+if TYPE_CHECKING:  # imported when a relay is built: the copier's and submit's handler imports stay small
+    from grokvideo.tasks import TaskResumer
 
 logger = Logger(child=True)
 
@@ -48,7 +50,11 @@ class Relay:
         tasks: TaskResumer | None = None,
     ):
         self.store, self.publisher, self.clock = store, publisher, clock
-        self.tasks = tasks if tasks is not None else TaskResumer()
+        if tasks is None:
+            from grokvideo.tasks import TaskResumer
+
+            tasks = TaskResumer()
+        self.tasks = tasks
 
     def deliver(self, job: Job) -> Job | None:
         """The job as it is once its event is out, or None while the event is still owed."""

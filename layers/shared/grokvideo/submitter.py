@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -51,7 +51,6 @@ from grokvideo.submission import (
     submission_id,
     uncertain_message,
 )
-from grokvideo.tasks import TaskResumer, request_token
 from grokvideo.validation import (
     GenerationRequest,
     S3Location,
@@ -60,6 +59,9 @@ from grokvideo.validation import (
     parse_generation_request,
     validate_request_id,
 )
+
+if TYPE_CHECKING:
+    from grokvideo.tasks import TaskResumer
 
 logger = Logger(child=True)
 
@@ -352,6 +354,8 @@ class Submitter:
             metadata=detail.get("metadata"),
         )
         self.publisher.publish_one(rejection)
+        from grokvideo.tasks import request_token  # a rejection's concern: not at the handler's import
+
         try:
             self.relay.tasks.resume(request_token(detail), rejection)
         except TaskResumeError as err:
