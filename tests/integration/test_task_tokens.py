@@ -353,3 +353,41 @@ def test_no_function_makes_a_stepfunctions_client_until_a_token_needs_it(aws: No
     assert callbacks._client is None
     assert callbacks.client.meta.service_model.service_name == "stepfunctions"
     assert callbacks.client.meta.config.retries == runtime.AWS_CONFIG.retries
+
+
+# --------------------------------------------------------------------------- rejections Step Functions did not take
+
+
+def test_a_rejection_whose_task_was_not_resumed_comes_back(
+    store: JobStore, publisher: EventPublisher, fake: FakeCometAPI, capture: EventCapture
+) -> None:
+    """No outbox holds a rejection: submit puts the request back (and rejects it again later),
+    register fails its invocation (EventBridge retries it), as for a refused PutEvents."""
+    from grokvideo.cometapi import CometApiClient
+    from grokvideo.presign import S3Presigner
+    from grokvideo.ratelimit import SharedRateLimiter
+    from grokvideo.registration import Registrar
+    from grokvideo.reservations import Reservations
+    from grokvideo.submitter import RESUME_RETRY_SECONDS, RetryLater, Submitter
+
+    submitter = Submitter(
+        store,
+        Reservations(store, lease_seconds=120),
+        SharedRateLimiter(store.table, "submit", per_second=100),
+        CometApiClient(fake.base_url, lambda: API_KEY),
+        publisher,
+        S3Presigner(boto3.client("s3")),
+        tasks=TaskResumer(Throttled()),
+    )
+    token = "AQCEAAAAKgAAAAMAAAAA" * 20
+    detail = {"prompt": "", "task_token": token}  # invalid (an empty prompt), with a valid token
+    request = {"id": str(uuid.uuid4()), "detail-type": "Video Generation Requested", "detail": detail}
+    with pytest.raises(RetryLater) as info:
+        submitter.handle(request, time_left=lambda: 60)
+    assert info.value.seconds == RESUME_RETRY_SECONDS
+
+    registrar = Registrar(store, publisher, TaskResumer(Throttled()))
+    with pytest.raises(TaskResumeError):
+        registrar.register({"request_id": "../etc", "task_token": token}, now=0)
+    assert [e["detail-type"] for e in capture.drain()] == ["Video Request Rejected"] * 2
+    assert fake.create_log == []
