@@ -31,6 +31,7 @@ def load_handler(function: str) -> ModuleType:
         runtime.copier_settings,
         runtime.copy_requeue,
         runtime.copier,
+        runtime.task_resumer,  # its stepfunctions client belongs to the test's moto
     ):
         factory.cache_clear()  # each test brings its own environment
     _fresh_log_handlers()

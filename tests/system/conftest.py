@@ -356,6 +356,9 @@ class Scenarios:
     # were written SUCCEEDED into the table and only copied.
     redriven: list[str] = field(default_factory=list)
     redriven_copies: list[str] = field(default_factory=list)
+    # Provider jobs of Step Functions executions (test_task_tokens.py) that a poller ended
+    # MODERATED; the stored one is in ``submitted``.
+    moderated: list[str] = field(default_factory=list)
 
     def client_ref(self, name: str) -> str:
         return f"systemtest-{name}-{self.run}"

@@ -64,6 +64,7 @@ def test_every_captured_output_event_matches_its_schema_and_a_scenario(jobs: Sce
         *jobs.submitted,
         *jobs.redriven,
         *jobs.redriven_copies,
+        *jobs.moderated,
         jobs.refused,
         f"client_ref:{jobs.invalid_ref}",
         *events.expected_keys,
@@ -108,6 +109,8 @@ def test_poller_invocations_log_no_unexpected_error(jobs: Scenarios, events: Eve
     """Every sweep ends cleanly, failed jobs included (its summary once carried tuple-keyed Counters,
     which broke the 'sweep done' log line and the invocation's JSON response)."""
     expected = {"PROVIDER_FAILED": 1, "EXPIRED": 1, "TIMED_OUT": 1}
+    if jobs.moderated:
+        expected["MODERATED"] = len(jobs.moderated)
     finished = 2 + len(jobs.submitted) + len(jobs.redriven)  # tracked ok/ok_big, submitted, redriven
     # The emulator writes an invocation's log lines only when it ends, and a poller keeps sweeping
     # up to 60 s: wait (bounded) until every sweep that settled a job has reported.

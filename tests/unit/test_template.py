@@ -701,6 +701,9 @@ ONLY_ON_ANY_RESOURCE = {
     # EMF metrics are written through the log group, but a direct PutMetricData could only be
     # narrowed by the cloudwatch:namespace condition, never by a resource.
     "cloudwatch:PutMetricData": "metrics have no ARN (narrow with cloudwatch:namespace instead)",
+    # Step Functions callbacks: the task token names the task; the actions have no resource type.
+    "states:SendTaskSuccess": "a task is named by its token, not by an ARN",
+    "states:SendTaskFailure": "a task is named by its token, not by an ARN",
 }
 
 
@@ -858,6 +861,9 @@ RUNNING = {
 }
 # What Lambda's SQS event source mapping does with the role of a function it feeds.
 SQS_EVENTS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+# What resumes a Step Functions task waiting on a request's task_token (grokvideo.tasks): only
+# these two, never SendTaskHeartbeat or anything that starts or reads executions.
+TASK_CALLBACKS = ["states:SendTaskSuccess", "states:SendTaskFailure"]
 
 
 def test_least_privilege_per_function(res: dict[str, Any]) -> None:
@@ -865,7 +871,7 @@ def test_least_privilege_per_function(res: dict[str, Any]) -> None:
         return {a for st in function_statements(res, fn) for a in as_list(st["Action"])}
 
     # GetItem: the shared poll budget's item alone; InvokeFunction: itself, for dispatched sweeps.
-    assert actions("PollerFunction") == RUNNING | {
+    assert actions("PollerFunction") == RUNNING | set(TASK_CALLBACKS) | {
         "dynamodb:GetItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
@@ -882,8 +888,12 @@ def test_least_privilege_per_function(res: dict[str, Any]) -> None:
     }
     assert props(res, "PollerFunction")["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-poller"}
     # sqs:SendMessage: the function's own dead-letter queue (DeadLetterQueue).
-    assert actions("RegisterFunction") == RUNNING | {"dynamodb:PutItem", "events:PutEvents", "sqs:SendMessage"}
-    assert actions("SubmitFunction") == RUNNING | SQS_EVENTS | {
+    assert actions("RegisterFunction") == RUNNING | set(TASK_CALLBACKS) | {
+        "dynamodb:PutItem",
+        "events:PutEvents",
+        "sqs:SendMessage",
+    }
+    assert actions("SubmitFunction") == RUNNING | SQS_EVENTS | set(TASK_CALLBACKS) | {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
@@ -892,7 +902,7 @@ def test_least_privilege_per_function(res: dict[str, Any]) -> None:
         "sqs:ChangeMessageVisibility",
         "s3:GetObject",
     }
-    assert actions("CopierFunction") == RUNNING | SQS_EVENTS | {
+    assert actions("CopierFunction") == RUNNING | SQS_EVENTS | set(TASK_CALLBACKS) | {
         "s3:PutObject",
         "s3:GetObject",
         "s3:AbortMultipartUpload",
@@ -916,6 +926,25 @@ def test_least_privilege_per_function(res: dict[str, Any]) -> None:
     for fn in FUNCTIONS:
         sids = [st["Sid"] for st in function_statements(res, fn)]
         assert len(sids) == len(set(sids)), (fn, sids)
+
+
+def test_every_function_that_ends_a_task_may_send_only_its_success_or_failure(res: dict[str, Any]) -> None:
+    """The poller (failures it finds, events it relays), the copier (stored, archive failed), submit
+    (failed submissions, rejections) and register (rejections) each resume Step Functions tasks: with
+    exactly SendTaskSuccess and SendTaskFailure, on "*" (the only resource they take), in one
+    statement; no other Step Functions action anywhere."""
+    for fn in FUNCTIONS:
+        [resume] = [st for st in function_statements(res, fn) if st.get("Sid") == "ResumeWaitingTasks"]
+        assert resume == {
+            "Sid": "ResumeWaitingTasks",
+            "Effect": "Allow",
+            "Action": TASK_CALLBACKS,
+            "Resource": "*",
+        }, fn
+    states = sorted(
+        a for _, st in all_allow_statements(res) for a in as_list(st["Action"]) if str(a).startswith("states:")
+    )
+    assert states == sorted(TASK_CALLBACKS * len(FUNCTIONS))
 
 
 def test_each_function_runs_as_its_own_role_writing_its_own_logs(res: dict[str, Any]) -> None:

@@ -46,6 +46,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -57,6 +58,9 @@ from grokvideo.jobs import Job, JobStore
 from grokvideo.manifest import build_manifest, manifest_key
 from grokvideo.models import ArchiveFailureReason, JobState
 from grokvideo.outbox import RELAY_AFTER, Relay
+
+if TYPE_CHECKING:
+    from grokvideo.tasks import TaskResumer
 
 logger = Logger(child=True)
 
@@ -169,13 +173,14 @@ class Copier:
         retry_delays: Sequence[int] = RETRY_DELAYS,
         relay_after: int = RELAY_AFTER,
         clock: Callable[[], float] = time.time,
+        tasks: TaskResumer | None = None,
     ) -> None:
         self.store, self.archiver, self.publisher = store, archiver, publisher
         self.bucket, self.prefix = bucket, prefix
         self.max_receives = max_receives
         self.retry_delays = tuple(retry_delays)
         self.relay_after = relay_after
-        self.relay = Relay(store, publisher, clock=clock)
+        self.relay = Relay(store, publisher, clock=clock, tasks=tasks)
         self.clock = clock
 
     def key_for(self, request_id: str) -> str:

@@ -110,3 +110,16 @@ class UrlRefusedError(PermanentArchiveError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, reason="URL_REFUSED")
+
+
+# --- Step Functions ---------------------------------------------------------------------------
+
+
+class TaskResumeError(GrokVideoError):
+    """Step Functions did not take a task's outcome. ``code`` is its error code (``TaskTimedOut``,
+    ``ThrottlingException``...) or botocore's error type; ``grokvideo.tasks.after_error`` says
+    what it means. The message never holds the token."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
 from grokvideo import events
-from grokvideo.errors import EventPublishError, GrokVideoError
+from grokvideo.errors import EventPublishError, GrokVideoError, TaskResumeError
 from grokvideo.jobs import Job, JobStore
 from grokvideo.models import ArchiveFailureReason, FailureReason
+
+if TYPE_CHECKING:  # imported when a relay is built: the copier's and submit's handler imports stay small
+    from grokvideo.tasks import TaskResumer
 
 logger = Logger(child=True)
 
@@ -29,21 +32,41 @@ RELAY_AFTER = 30
 
 
 class Relay:
-    """Sends the event a job owes and only then takes the job off the outbox: the one way every
-    function (submit, poller, copier) delivers an event. If EventBridge refuses, the job stays in
-    the due index and a later sweep delivers it through this same relay.
+    """Sends the event a job owes, resumes the Step Functions task waiting on the job (if the
+    event ends it: ``grokvideo.tasks``), and only then takes the job off the outbox: the one way
+    every function (submit, poller, copier) delivers an event. If EventBridge or Step Functions
+    refuses, the job stays in the due index and a later sweep delivers it through this same relay
+    (the event and the resumption again: both are at least once).
+
+    ``tasks`` defaults to Step Functions through boto3 (its client made only for a first token).
     """
 
-    def __init__(self, store: JobStore, publisher: events.Publisher, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        store: JobStore,
+        publisher: events.Publisher,
+        *,
+        clock: Callable[[], float] = time.time,
+        tasks: TaskResumer | None = None,
+    ):
         self.store, self.publisher, self.clock = store, publisher, clock
+        if tasks is None:
+            from grokvideo.tasks import TaskResumer
+
+            tasks = TaskResumer()
+        self.tasks = tasks
 
     def deliver(self, job: Job) -> Job | None:
         """The job as it is once its event is out, or None while the event is still owed."""
+        event = event_for(job)
         try:
-            self.publisher.publish_one(event_for(job))
-        except EventPublishError as err:
+            self.publisher.publish_one(event)
+            self.tasks.resume(job.task_token, event)
+        except (EventPublishError, TaskResumeError) as err:
             logger.warning(
-                "event not accepted yet; a later sweep relays it",
+                "event not accepted yet; a later sweep relays it"
+                if isinstance(err, EventPublishError)
+                else "task not resumed yet; a later sweep sends the event and resumes it again",
                 extra={"request_id": job.request_id, "detail_type": job.outbox, "error": str(err)},
             )
             return None

@@ -18,6 +18,7 @@ from typing import Any
 from grokvideo import events
 from grokvideo.errors import ValidationError
 from grokvideo.jobs import JobStore
+from grokvideo.tasks import TaskResumer, request_token
 from grokvideo.validation import parse_track_request
 
 
@@ -34,33 +35,45 @@ class Registration:
 
 @dataclass(frozen=True, slots=True)
 class Registrar:
-    """The register function's logic on its store and publisher."""
+    """The register function's logic on its store and publisher (and Step Functions, for the
+    task of a rejected request: default boto3's, its client made only when a token needs it)."""
 
     store: JobStore
     publisher: events.Publisher
+    tasks: TaskResumer = field(default_factory=TaskResumer)
 
     def register(self, detail: Mapping[str, Any], *, now: int) -> Registration:
         """See ``register_track_request``."""
-        return register_track_request(detail, store=self.store, publisher=self.publisher, now=now)
+        return register_track_request(detail, store=self.store, publisher=self.publisher, now=now, tasks=self.tasks)
 
 
 def register_track_request(
-    detail: Mapping[str, Any], *, store: JobStore, publisher: events.Publisher, now: int
+    detail: Mapping[str, Any],
+    *,
+    store: JobStore,
+    publisher: events.Publisher,
+    now: int,
+    tasks: TaskResumer | None = None,
 ) -> Registration:
-    """Validate the detail of a track request and add the job (idempotent on ``request_id``)."""
+    """Validate the detail of a track request and add the job (idempotent on ``request_id``).
+
+    A rejected request that carried a valid ``task_token`` fails its task too; if Step Functions
+    does not take that (``TaskResumeError``), the invocation fails and is retried like a refused
+    PutEvents.
+    """
     try:
         request = parse_track_request(detail)
     except ValidationError as err:
-        publisher.publish_one(
-            events.request_rejected(
-                reason=events.INVALID_REQUEST,
-                errors=err.errors,
-                # The builder echoes these only when they are themselves valid.
-                request_id=detail.get("request_id"),
-                client_ref=detail.get("client_ref"),
-                metadata=detail.get("metadata"),
-            )
+        rejection = events.request_rejected(
+            reason=events.INVALID_REQUEST,
+            errors=err.errors,
+            # The builder echoes these only when they are themselves valid.
+            request_id=detail.get("request_id"),
+            client_ref=detail.get("client_ref"),
+            metadata=detail.get("metadata"),
         )
+        publisher.publish_one(rejection)
+        (tasks or TaskResumer()).resume(request_token(detail), rejection)
         return Registration(request_id=None, created=False, errors=err.errors)
     created = store.register(
         request.request_id,

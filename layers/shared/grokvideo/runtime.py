@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from grokvideo.registration import Registrar
     from grokvideo.submitter import Submitter
     from grokvideo.sweep import Sweeper
+    from grokvideo.tasks import TaskResumer
 
 # The key is re-read from Secrets Manager at most every 5 minutes, so a rotated key is picked up
 # without a redeploy.
@@ -73,6 +74,15 @@ def publisher(bus: BusSettings) -> EventPublisher:
     from grokvideo.events import EventPublisher
 
     return EventPublisher(bus.event_bus_name, bus.event_source)
+
+
+@cache
+def task_resumer() -> TaskResumer:
+    """Step Functions for jobs that carry a ``task_token``: one per execution environment, whose
+    stepfunctions client is made when a first token needs it (most jobs have none)."""
+    from grokvideo.tasks import StepFunctionsCallbacks, TaskResumer
+
+    return TaskResumer(StepFunctionsCallbacks(config=AWS_CONFIG))
 
 
 def read_api_key(secret_arn: str) -> str:
@@ -123,6 +133,7 @@ def sweeper() -> Sweeper:
         lease_seconds=s.lease_seconds,
         sweep_seconds=s.sweep_seconds,
         budget=poll_budget(store, s.poll_rate_per_second, s.poll_concurrency),
+        tasks=task_resumer(),
     )
 
 
@@ -156,7 +167,7 @@ def registrar() -> Registrar:
     from grokvideo.registration import Registrar
 
     s = RegisterSettings.from_env()
-    return Registrar(job_store(s.table), publisher(s.bus))
+    return Registrar(job_store(s.table), publisher(s.bus), task_resumer())
 
 
 @cache
@@ -181,6 +192,7 @@ def submitter() -> Submitter:
         publisher(s.bus),
         S3Presigner(boto3.client("s3", config=AWS_CONFIG.merge(SIGNING))),
         input_buckets=s.input_bucket_names,
+        tasks=task_resumer(),
     )
 
 
@@ -219,4 +231,5 @@ def copier() -> Copier:
         bucket=s.video_bucket,
         prefix=s.video_prefix,
         max_receives=s.copy_max_receives,
+        tasks=task_resumer(),
     )

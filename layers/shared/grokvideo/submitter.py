@@ -20,12 +20,12 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from grokvideo import events
-from grokvideo.errors import CometApiError, GrokVideoError, ValidationError
+from grokvideo.errors import CometApiError, GrokVideoError, TaskResumeError, ValidationError
 from grokvideo.events import DetailType, Publisher
 from grokvideo.jobs import Job, JobStore
 from grokvideo.models import FailureReason, JobState
@@ -60,10 +60,14 @@ from grokvideo.validation import (
     validate_request_id,
 )
 
+if TYPE_CHECKING:
+    from grokvideo.tasks import TaskResumer
+
 logger = Logger(child=True)
 
 MAX_SLOT_WAIT = 20.0  # seconds a delivery waits in-process for its create slot before requeueing
 TIME_MARGIN = 10.0  # seconds kept back from the invocation's remaining time, after the longest create call
+RESUME_RETRY_SECONDS = 30  # a rejection whose task Step Functions did not take: reject (and resume) again then
 DECIDE_ROUNDS = 3  # a lost race on the reservation is decided again with what won it
 
 
@@ -123,12 +127,13 @@ class Submitter:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         owner: str | None = None,
+        tasks: TaskResumer | None = None,
     ) -> None:
         self.store, self.reservations, self.limiter = store, reservations, limiter
         self.client, self.publisher, self.presigner = client, publisher, presigner
         self.input_buckets = frozenset(input_buckets)
         self.clock, self.sleep = clock, sleep
-        self.relay = Relay(store, publisher, clock=clock)
+        self.relay = Relay(store, publisher, clock=clock, tasks=tasks)
         self.owner = owner or f"submit-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         # A create starts only if it can end, every timeout spent, TIME_MARGIN before the invocation
         # does: an invocation killed by its timeout sends its whole batch back after the queue's
@@ -340,15 +345,22 @@ class Submitter:
         self.relay.deliver(job)
 
     def _reject(self, errors: list[str], detail: Mapping[str, Any]) -> SubmitResult:
-        self.publisher.publish_one(
-            events.request_rejected(
-                reason=events.INVALID_REQUEST,
-                errors=errors,
-                request_id=detail.get("request_id"),
-                client_ref=detail.get("client_ref"),
-                metadata=detail.get("metadata"),
-            )
+        """Announce the rejection, then fail the task waiting on the request's token (if valid)."""
+        rejection = events.request_rejected(
+            reason=events.INVALID_REQUEST,
+            errors=errors,
+            request_id=detail.get("request_id"),
+            client_ref=detail.get("client_ref"),
+            metadata=detail.get("metadata"),
         )
+        self.publisher.publish_one(rejection)
+        from grokvideo.tasks import request_token  # a rejection's concern: not at the handler's import
+
+        try:
+            self.relay.tasks.resume(request_token(detail), rejection)
+        except TaskResumeError as err:
+            # No outbox holds a rejection: the request comes back, is rejected and resumed again.
+            raise RetryLater(f"task not resumed yet ({err.code})", seconds=RESUME_RETRY_SECONDS) from None
         return SubmitResult("rejected", errors=errors)
 
 

@@ -58,6 +58,7 @@ from grokvideo.polling import (
 )
 from grokvideo.ratelimit import PollBudget
 from grokvideo.schedule import ProgressSchedule
+from grokvideo.tasks import TaskResumer
 
 logger = Logger(child=True)
 
@@ -154,6 +155,7 @@ class Sweeper:
         sleep: Callable[[float], None] = time.sleep,
         owner: str | None = None,
         budget: PollBudget | None = None,
+        tasks: TaskResumer | None = None,
     ) -> None:
         self.store, self.client, self.publisher = store, client, publisher
         self.concurrency = concurrency
@@ -168,7 +170,7 @@ class Sweeper:
             missing_url_limit=missing_url_limit,
         )
         self.clock, self.sleep = clock, sleep
-        self.relay = Relay(store, publisher, clock=clock)
+        self.relay = Relay(store, publisher, clock=clock, tasks=tasks)
         self.owner = owner or f"sweep-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.gate = RateGate(clock, sleep)
         self.budget = budget  # the provider's rate, shared with every other poller (None: unpaced)
