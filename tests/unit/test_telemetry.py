@@ -1,4 +1,5 @@
-"""A sweep's metrics: counts are sent only when they are not zero (each metric bills per hour sent)."""
+"""A sweep's metrics: counts are sent only when they are not zero (each metric bills per hour
+sent); the provider's latency once per sweep."""
 
 from __future__ import annotations
 
@@ -44,3 +45,14 @@ def test_trouble_is_sent_when_there_is_some() -> None:
         "ProviderAuthFailures",
         "JobsFailed",
     } <= sent(report)
+
+
+def test_provider_latency_is_one_value_per_sweep_and_only_when_it_called() -> None:
+    metrics = Metrics(namespace="GrokVideo", service="test-telemetry")
+    try:
+        record_sweep(metrics, SweepReport(polled=40, provider_latency_ms=850.0))
+        assert metrics.metric_set["ProviderLatency"]["Value"] == [850.0]
+        assert metrics.metric_set["ProviderLatency"]["Unit"] == "Milliseconds"
+    finally:
+        metrics.clear_metrics()
+    assert "ProviderLatency" not in sent(SweepReport(lost_claims=1))  # no status call: no value

@@ -3,7 +3,7 @@
 A count is sent only when it is not zero: CloudWatch bills a custom metric for every hour it
 receives a value, a zero adds nothing to a Sum, and the alarms treat missing data as not
 breaching. So the signs of trouble (errors, lost claims, owed events) cost nothing while there
-is none.
+is none. The dashboard (template.yaml, ``Dashboard``) plots these names: rename one in both.
 """
 
 from __future__ import annotations
@@ -36,6 +36,12 @@ def record_sweep(metrics: Metrics, report: SweepReport) -> None:
     metrics.add_metric(name="SweepDuration", unit=MetricUnit.Seconds, value=report.duration_seconds)
     if report.oldest_owed_seconds:
         metrics.add_metric(name="OwedEventAge", unit=MetricUnit.Seconds, value=report.oldest_owed_seconds)
+    if report.provider_latency_ms:
+        # One value per sweep, its calls' p90 (``sweep.tail_ms``), not one per call: Powertools
+        # prints an EMF line per 100 values, so per-call values would add log ingestion with every
+        # poll. The cost: a percentile over sweeps is not one over calls; the dashboard plots the
+        # mean and the worst of the sweeps' p90s.
+        metrics.add_metric(name="ProviderLatency", unit=MetricUnit.Milliseconds, value=report.provider_latency_ms)
     for dimension, metric, counter in (
         ("reason", "JobsFailedByReason", report.failed),
         ("error", "PollErrors", report.poll_errors),
