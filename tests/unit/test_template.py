@@ -213,7 +213,7 @@ class Intrinsics:
                     return str(variables[name])
                 return f"<{name}>" if "." in name else self.ref(name)  # ${Res.Attr}: a placeholder
 
-            return self._SUB_VAR.sub(value, template)
+            return self._SUB_VAR.sub(value, template).replace("${!", "${")  # ${!Literal}: ${Literal}
         if fn == "Fn::Join":
             delimiter, items = arg
             assert isinstance(delimiter, str), "Fn::Join takes a literal delimiter only"
