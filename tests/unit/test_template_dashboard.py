@@ -1,6 +1,7 @@
 """The dashboard (template.yaml, ``Dashboard``): its body is JSON once CloudFormation has filled it
 in, and every metric it plots is one the code emits or an AWS metric of this stack's resources, so
-a renamed metric or resource cannot leave an empty graph behind.
+a renamed metric or resource cannot leave an empty graph behind. And the README's table of alarms
+names every alarm of the template.
 """
 
 from __future__ import annotations
@@ -172,3 +173,11 @@ def test_a_search_for_poll_errors_is_read_as_its_metric_and_dimensions() -> None
         ("GrokVideo", "PollErrors", {"error": "*", "service": "grokvideo"}),
         ("A", "B", {"k": "v"}),
     ]
+
+
+def test_the_readme_tells_what_every_alarm_means_and_what_to_do(tpl: dict[str, Any]) -> None:
+    operations = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## Operations\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| (.+?) \| (.+?) \|$", operations, re.M)
+    alarms = {k for k, v in tpl["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    assert sorted(name for name, _, _ in rows) == sorted(alarms)
+    assert all(meaning and todo for _, meaning, todo in rows)
