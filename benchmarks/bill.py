@@ -13,7 +13,8 @@
 - Custom metric series that appear only under load cost $/month whatever the number of jobs; they
   are shown per 1M jobs at the run's rate.
 - **idle** lines are a month with nothing pending: the schedule, the poller's empty sweeps (as
-  measured), the alarms, the secret, the metrics the empty sweeps emit, Lambda's SQS pollers.
+  measured), the alarms, the dashboard, the secret, the metrics the empty sweeps emit, Lambda's
+  SQS pollers.
 
 Not in the bill: S3, DynamoDB and CloudWatch Logs storage, data transfer, the provider's own
 price, free tiers.
@@ -467,6 +468,13 @@ class _Pricer:
                 self.run.facts.alarms,
                 "alarms",
                 p["cloudwatch_alarm_month"].of(self.run.facts.alarms),
+            ),
+            Line(
+                "CloudWatch",
+                "dashboard (free if it is one of the account's first 3)",
+                self.run.facts.dashboards,
+                "dashboards",
+                p["cloudwatch_dashboard_month"].of(self.run.facts.dashboards),
             ),
             Line(
                 "Secrets Manager",

@@ -1,8 +1,8 @@
 """What template.yaml deploys that the bill depends on, read from it (never copied by hand).
 
 Memory and timeout of each function, its event source mapping's batch size, the queues'
-visibility timeouts and receive limits, the poller's schedule, tracing, how many alarms there
-are, and whether the stack creates the key's secret. Values that are conditions of the template
+visibility timeouts and receive limits, the poller's schedule, tracing, how many alarms and
+dashboards there are, and whether the stack creates the key's secret. Values that are conditions of the template
 (``!If``, ``!FindInMap``) are resolved with the parameters' defaults, as a default deploy would.
 
 >>> facts = stack_facts()
@@ -40,6 +40,7 @@ class StackFacts:
     schedule_minutes: int  # the poller's rate
     tracing: str  # Active | PassThrough
     alarms: int
+    dashboards: int
     creates_secret: bool
     sqs_mappings: int  # event source mappings polling a queue (Lambda's pollers bill receives)
     parameters: dict[str, str]  # the stack parameters' defaults
@@ -86,6 +87,11 @@ def stack_facts(path: Path = TEMPLATE) -> StackFacts:
             1
             for r in resources.values()
             if r["Type"] == "AWS::CloudWatch::Alarm" and resolver.condition(r.get("Condition"))
+        ),
+        dashboards=sum(
+            1
+            for r in resources.values()
+            if r["Type"] == "AWS::CloudWatch::Dashboard" and resolver.condition(r.get("Condition"))
         ),
         creates_secret=resolver.condition(resources["ApiKeySecret"].get("Condition")),
         sqs_mappings=len(mappings),

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grokvideo import runtime
 from grokvideo.copier import RetryCopy, retry_delay
-from grokvideo.models import JobState
+from grokvideo.telemetry import record_copy
 from grokvideo.tracing import handler_tracer
 from grokvideo.validation import validate_request_id
 
@@ -50,7 +50,7 @@ def copy_record(record: SQSRecord, lambda_context: LambdaContext | None = None) 
         # then, after the last receive, the DLQ.
         _put_back(record, retry_delay(receive_count))
         raise
-    metrics.add_metric(name=_outcome_metric(result.state, result.uploaded), unit=MetricUnit.Count, value=1)
+    record_copy(metrics, result)
     logger.info("copy settled", extra={"state": result.state.value, "uploaded": result.uploaded})
     return {"request_id": request_id, "state": result.state.value}
 
@@ -60,12 +60,6 @@ def _put_back(record: SQSRecord, seconds: int) -> None:
     metrics.add_metric(name="CopyRetries", unit=MetricUnit.Count, value=1)
     runtime.copy_requeue().later(record.receipt_handle, seconds=seconds)
     logger.info("message put back", extra={"retry_in": seconds})
-
-
-def _outcome_metric(state: JobState, uploaded: bool) -> str:
-    if state is JobState.ARCHIVE_FAILED:
-        return "ArchiveFailures"
-    return "VideosStored" if uploaded else "CopiesSkipped"  # skipped: a duplicate or a crash retry
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -54,18 +54,19 @@ def copier_handler(monkeypatch: pytest.MonkeyPatch, store: JobStore, capture: Ev
     return load_handler("copier")
 
 
-def succeeded_job(store: JobStore, request_id: str, video_url: str) -> None:
+def succeeded_job(store: JobStore, request_id: str, video_url: str, *, completed_at: int | None = None) -> None:
     """A job the poller has finished: SUCCEEDED, its event out."""
     store.register(request_id, now=int(time.time()), client_ref="ref-1", metadata={"team": "video"})
     job = store.get(request_id)
     assert job is not None
+    done = {} if completed_at is None else {"completed_at": completed_at}
     moved = store.transition(
         job,
         to_state=JobState.SUCCEEDED,
         outbox="Video Generation Succeeded",
         now=int(time.time()),
         relay_after=30,
-        changes={"video_url": video_url, "duration": 1, "model": "grok-imagine-video", "cost_usd": 0.05},
+        changes={"video_url": video_url, "duration": 1, "model": "grok-imagine-video", "cost_usd": 0.05, **done},
     )
     assert moved is not None
     store.clear_outbox(moved, now=int(time.time()))
@@ -117,6 +118,34 @@ def test_finished_job_is_stored_with_its_digest_and_announced_once(
     assert (detail["content_type"], detail["duration"], detail["model"]) == ("video/mp4", 1, "grok-imagine-video")
     assert (detail["client_ref"], detail["metadata"]) == ("ref-1", {"team": "video"})
     assert detail["manifest_key"] == f"videos/{rid}.json"
+
+
+def emf_values(out: str) -> dict[str, list[float]]:
+    """Each metric the handler printed (EMF lines on stdout) and its values."""
+    values: dict[str, list[float]] = {}
+    for blob in (json.loads(line) for line in out.splitlines() if '"_aws"' in line):
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            assert directive["Namespace"] == "GrokVideo"
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]
+                values.setdefault(metric["Name"], []).extend(value if isinstance(value, list) else [value])
+    return values
+
+
+def test_a_stored_video_sends_its_done_to_stored_seconds_once(
+    copier_handler: Any, store: JobStore, fake: FakeCometAPI, bucket: Any, capsys: Any
+) -> None:
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid), completed_at=int(time.time()) - 90)
+
+    copier_handler.lambda_handler(sqs_event(rid), FakeContext(timeout_seconds=300))
+    sent = emf_values(capsys.readouterr().out)
+    assert sent["VideosStored"] == [1.0]
+    [latency] = sent["StoredLatency"]
+    assert 90 <= latency < 120
+
+    copier_handler.lambda_handler(sqs_event(rid, receive_count=2), FakeContext(timeout_seconds=300))
+    assert emf_values(capsys.readouterr().out) == {"CopiesSkipped": [1.0]}  # a duplicate: stored nothing
 
 
 def test_a_manifest_beside_the_video_holds_what_is_known_of_a_tracked_job(

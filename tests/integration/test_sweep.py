@@ -379,3 +379,17 @@ def test_a_succeeded_job_no_copy_settled_is_announced_again_then_failed(
     assert event["detail-type"] == "Video Archive Failed" and event["detail"]["reason"] == "TRANSFER_FAILED"
     job = store.get(rid)
     assert job is not None and job.state is JobState.ARCHIVE_FAILED and job.next_poll_at is None
+
+
+def test_the_report_carries_the_provider_latency_of_its_status_calls(
+    store: JobStore, fake: FakeCometAPI, make_sweeper: Callable[..., Sweeper]
+) -> None:
+    """The p90 of the sweep's calls over real HTTP, answered or failed (ProviderLatency); none when no call."""
+    assert make_sweeper().run().provider_latency_ms == 0.0  # nothing due: no call
+    fake.set_latency(0.2)
+    register(store, fake)
+    register(store, fake)
+    fake.inject("500", count=1)
+    report = make_sweeper().run()
+    assert (report.polled, report.poll_errors) == (1, Counter({"RetryableError": 1}))
+    assert 200 <= report.provider_latency_ms < 2000

@@ -213,7 +213,7 @@ class Intrinsics:
                     return str(variables[name])
                 return f"<{name}>" if "." in name else self.ref(name)  # ${Res.Attr}: a placeholder
 
-            return self._SUB_VAR.sub(value, template)
+            return self._SUB_VAR.sub(value, template).replace("${!", "${")  # ${!Literal}: ${Literal}
         if fn == "Fn::Join":
             delimiter, items = arg
             assert isinstance(delimiter, str), "Fn::Join takes a literal delimiter only"
@@ -1111,19 +1111,37 @@ def test_dead_letter_queues_have_alarms(res: dict[str, Any]) -> None:
     assert dead_letter_queues <= watched
 
 
-def test_provider_auth_and_poller_error_alarms(res: dict[str, Any]) -> None:
+def test_provider_auth_alarm(res: dict[str, Any]) -> None:
     alarms = [a["Properties"] for a in of_type(res, "AWS::CloudWatch::Alarm").values()]
     auth = [a for a in alarms if a.get("MetricName") == "ProviderAuthFailures"]
     assert len(auth) == 1
     assert auth[0]["Namespace"] == "GrokVideo"
     assert list(auth[0]["Dimensions"]) == [{"Name": "service", "Value": "grokvideo"}]
     assert auth[0]["Threshold"] == 1 and auth[0]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_every_function_has_one_errors_alarm(res: dict[str, Any]) -> None:
+    """A function error is a crash, a timeout or memory (a failed record is retried, not an
+    error): one invocation in 5 minutes is worth a look, for each of the four."""
+    alarms = [a["Properties"] for a in of_type(res, "AWS::CloudWatch::Alarm").values()]
     errors = [a for a in alarms if a.get("Namespace") == "AWS/Lambda" and a["MetricName"] == "Errors"]
-    assert any(a["Dimensions"][0]["Value"] == {"Ref": "PollerFunction"} for a in errors)
-    submit = [a for a in errors if a["Dimensions"][0]["Value"] == {"Ref": "SubmitFunction"}]
-    assert len(submit) == 1
-    assert submit[0]["Threshold"] == 1 and submit[0]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-    assert all(a.get("AlarmActions") for a in alarms)
+    watched = []
+    for alarm in errors:
+        (dim,) = alarm["Dimensions"]
+        assert dim["Name"] == "FunctionName"
+        assert res[dim["Value"]["Ref"]]["Type"] == "AWS::Serverless::Function"  # its name, as Ref gives it
+        watched.append(dim["Value"]["Ref"])
+        assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
+        assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert sorted(watched) == sorted(FUNCTIONS)
+
+
+def test_every_alarm_tells_the_operator_and_calls_the_topic(res: dict[str, Any]) -> None:
+    for name, alarm in of_type(res, "AWS::CloudWatch::Alarm").items():
+        p = alarm["Properties"]
+        assert len(p["AlarmDescription"]) > 20, name
+        assert p["AlarmActions"] == p["OKActions"] == [{"Ref": "AlarmTopic"}], name
+        assert p["TreatMissingData"] == "notBreaching", name  # no data is nothing wrong (counts sent only when > 0)
 
 
 def test_shared_layer_is_built_by_makefile_without_boto(res: dict[str, Any]) -> None:
@@ -1249,3 +1267,21 @@ def test_everything_that_means_a_job_may_be_stuck_has_an_alarm(res: dict[str, An
     }
     assert set(ages) == {"CopyQueue", "SubmitQueue"}
     assert all(a.get("AlarmActions") == [{"Ref": "AlarmTopic"}] for a in alarms)
+
+
+def test_the_copy_queue_age_alarm_waits_out_the_copiers_own_retries(tpl: dict[str, Any], res: dict[str, Any]) -> None:
+    """Its threshold follows from the copier's settings: a message's receives (at most the copier's
+    timeout each), the put-back delays between them, and one death that hides the message for the
+    queue's visibility timeout. Older than all that is a backlog or repeated crashes."""
+    [alarm] = [
+        a["Properties"]
+        for a in of_type(res, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "ApproximateAgeOfOldestMessage"
+        and a["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["CopyQueue", "QueueName"]}
+    ]
+    receives = tpl["Mappings"]["Copy"]["Queue"]["MaxReceiveCount"]
+    timeout = props(res, "CopierFunction")["Timeout"]
+    handled = receives * timeout + sum(RETRY_DELAYS[: receives - 1])  # 970 s
+    one_death = int(props(res, "CopyQueue")["VisibilityTimeout"]) + handled  # 2770 s
+    assert alarm["Statistic"] == "Maximum" and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert one_death < alarm["Threshold"] <= 2 * one_death

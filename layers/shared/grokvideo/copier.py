@@ -44,7 +44,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -158,6 +158,9 @@ class CopyResult:
     state: JobState
     uploaded: bool = False
     announced: bool = False
+    # Set only by the delivery that moved the job to STORED (once per video), for StoredLatency.
+    completed_at: int | None = None
+    stored_at: int | None = None
 
 
 class Copier:
@@ -288,7 +291,8 @@ class Copier:
         if moved is None:  # another delivery settled it first; it sends the event
             current = self.store.get(job.request_id)
             return CopyResult(job.request_id, current.state if current else job.state, uploaded=uploaded)
-        return self._announce(moved, uploaded=uploaded)
+        announced = self._announce(moved, uploaded=uploaded)
+        return replace(announced, completed_at=moved.completed_at, stored_at=moved.stored_at)
 
     def _fail(self, request_id: str, *, reason: str, message: str) -> CopyResult | None:
         """Settle the job ``ARCHIVE_FAILED`` and announce it; None when it had already moved on.

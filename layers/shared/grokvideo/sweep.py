@@ -23,6 +23,7 @@ import heapq
 import itertools
 import math
 import os
+import statistics
 import threading
 import time
 import uuid
@@ -90,6 +91,7 @@ class SweepReport:
     auth_failed: bool = False
     rate_limited: bool = False
     duration_seconds: float = 0.0
+    provider_latency_ms: float = 0.0  # p90 of this sweep's status calls (``tail_ms``; 0: none made)
 
     @property
     def idle(self) -> bool:
@@ -186,6 +188,7 @@ class Sweeper:
         # Held jobs, earliest poll first: (at, tie-break, job as claimed, polls this sweep made).
         self._held: list[tuple[float, int, Job, int]] = []
         self._tie = itertools.count()
+        self._call_ms: list[float] = []  # each status call's duration, answered or failed
 
     @property
     def report(self) -> SweepReport:
@@ -230,6 +233,7 @@ class Sweeper:
                 self.sleep(delay)
         self._report.items_read = self.store.items_read - reads_before
         self._report.duration_seconds = self.clock() - started
+        self._report.provider_latency_ms = tail_ms(self._call_ms)
         return self._report
 
     def _next_at(self) -> float | None:
@@ -335,10 +339,12 @@ class Sweeper:
                 self.store.release(job, owner=self.owner, at=int(self.clock()))
                 return
             answer: PollStatus | CometApiError
+            called = self.clock()
             try:
                 answer = self.client.get_video(job.request_id)
             except CometApiError as err:
                 answer = err
+            self._note_call(self.clock() - called)
             action = decide_poll(job, answer, now=self.clock(), policy=self.policy)
             # Sweep-wide reactions happen before the slot frees, so no waiting job polls into a
             # rate limit or with a refused key.
@@ -493,3 +499,24 @@ class Sweeper:
     def _count_error(self, kind: str) -> None:
         with self._lock:
             self._report.poll_errors[kind] += 1
+
+    def _note_call(self, seconds: float) -> None:
+        with self._lock:
+            self._call_ms.append(max(seconds, 0.0) * 1000)
+
+
+def tail_ms(call_ms: Sequence[float]) -> float:
+    """The 90th percentile of a sweep's status-call durations, rounded to the millisecond (0: none).
+
+    One number per sweep keeps the ``ProviderLatency`` metric one value per invocation whatever
+    the number of polls (``grokvideo.telemetry``); p90 shows a slow provider before the mean does,
+    and, unlike the maximum, not one stray slow call.
+
+    >>> tail_ms([]), tail_ms([120.4]), tail_ms(range(1, 101))
+    (0.0, 120.0, 90.0)
+    >>> tail_ms([100] * 19 + [2000]), tail_ms([100] * 8 + [2000] * 2)  # one slow call in 20; 2 in 10
+    (100.0, 2000.0)
+    """
+    if not call_ms:
+        return 0.0
+    return float(round(statistics.quantiles(call_ms, n=10, method="inclusive")[-1]))
