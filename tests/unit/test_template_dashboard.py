@@ -181,3 +181,11 @@ def test_the_readme_tells_what_every_alarm_means_and_what_to_do(tpl: dict[str, A
     alarms = {k for k, v in tpl["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"}
     assert sorted(name for name, _, _ in rows) == sorted(alarms)
     assert all(meaning and todo for _, meaning, todo in rows)
+
+
+def test_the_dashboard_is_on_by_default_and_can_be_left_out(tpl: dict[str, Any]) -> None:
+    """A dashboard bills $3 a month past an account's first three: EnableDashboard=false leaves it out."""
+    assert tpl["Resources"]["Dashboard"]["Condition"] == "DashboardEnabled"
+    assert tpl["Conditions"]["DashboardEnabled"] == {"Fn::Equals": [{"Ref": "EnableDashboard"}, "true"]}
+    assert tpl["Parameters"]["EnableDashboard"]["Default"] == "true"
+    assert not any("Dashboard" in str(output.get("Value")) for output in tpl["Outputs"].values())
