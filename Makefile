@@ -33,9 +33,9 @@ test: venv lint ## every test: unit, integration (moto + fake CometAPI), system 
 test-fast: venv ## unit and integration tests only
 	$(PY) -m pytest tests/unit tests/integration $(PYTEST_ARGS)
 
-lint: venv ## ruff and mypy on the package and handlers
+lint: venv ## ruff, and mypy --strict on the package and the handlers
 	$(VENV)/bin/ruff check layers functions local tests benchmarks
-	$(VENV)/bin/mypy layers/shared/grokvideo
+	$(VENV)/bin/mypy layers/shared/grokvideo functions
 
 demo: venv ## run the product end to end on the local emulator
 	$(PY) local/demo.py
