@@ -52,7 +52,7 @@ test: venv lint checkov ## every test: unit, integration (moto + fake CometAPI),
 	$(PY) local/stack.py venvs
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: venv ## unit and integration tests only
+test-fast: venv checkov ## unit and integration tests only
 	$(PY) -m pytest tests/unit tests/integration $(PYTEST_ARGS)
 
 lint: venv ## ruff, and mypy --strict on the package and the handlers
