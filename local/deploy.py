@@ -136,6 +136,28 @@ def post_deploy_fixes(boto3: Any, outputs: dict[str, str]) -> list[str]:
             },
         )
         done.append("s3 lifecycle abort-incomplete-multipart")
+    done += copier_concurrency(boto3, outputs)
+    return done
+
+
+def copier_concurrency(boto3: Any, outputs: dict[str, str]) -> list[str]:
+    """CopierReservedConcurrency as AWS applies it. The emulator ignores the copier's
+    ReservedConcurrentExecutions, and hands its queue mapping the MaximumConcurrency (!Ref of the
+    Number parameter) as a string that its SQS poller cannot compare, so the mapping would never
+    deliver: both are set again from the stack's parameter, as numbers."""
+    stack = boto3.client("cloudformation").describe_stacks(StackName=STACK_NAME)["Stacks"][0]
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+    reserved = int(params.get("CopierReservedConcurrency") or 0)
+    lam = boto3.client("lambda")
+    function = outputs["CopierFunctionName"]
+    done = []
+    if reserved and lam.get_function_concurrency(FunctionName=function).get("ReservedConcurrentExecutions") != reserved:
+        lam.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=reserved)
+        done.append(f"copier reserved concurrency {reserved}")
+    limit = reserved or 10  # the template's MaximumConcurrency when nothing is reserved
+    for mapping in lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]:
+        lam.update_event_source_mapping(UUID=mapping["UUID"], ScalingConfig={"MaximumConcurrency": limit})
+        done.append(f"copy queue mapping MaximumConcurrency {limit} as a number")
     return done
 
 

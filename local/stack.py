@@ -10,8 +10,9 @@
 
 `up` creates the virtualenvs when missing, starts ministack (state under .local/), stores the
 CometAPI key in Secrets Manager as a user would, runs `sam build` and `sam deploy` with the real
-template.yaml, applies what the emulator accepts but ignores (TTL, PITR, S3 lifecycle), and
-writes the stack outputs to .local/outputs.json. Running it again redeploys (new code) onto the
+template.yaml, applies what the emulator accepts but ignores (TTL, PITR, S3 lifecycle, the
+copier's reserved concurrency and its queue mapping's limit as a number), and writes the stack
+outputs to .local/outputs.json. Running it again redeploys (new code) onto the
 running emulator. `down` stops the emulator by its PID (and the Lambda workers in its process
 group) and clears its temp folders; it also stops the fake CometAPI `up` started. Both are safe
 to run twice.

@@ -181,6 +181,7 @@ class Intrinsics:
             "AWS::URLSuffix": "amazonaws.com",
         }
         self.conditions = tpl.get("Conditions", {})
+        self.mappings = tpl.get("Mappings", {})
 
     def condition(self, name: str) -> bool:
         return bool(self(self.conditions[name]))
@@ -222,6 +223,9 @@ class Intrinsics:
             delimiter, value = arg
             assert isinstance(delimiter, str), "Fn::Split takes a literal delimiter only"
             return self(value).split(delimiter)
+        if fn == "Fn::FindInMap":
+            mapping, top, second = self(arg)
+            return self.mappings[mapping][top][second]
         if fn == "Fn::If":
             cond, if_true, if_false = arg
             return self(if_true if self.condition(cond) else if_false)
@@ -472,8 +476,9 @@ def test_jobs_table(res: dict[str, Any]) -> None:
     assert res["JobsTable"]["DeletionPolicy"] == "Retain"
 
 
-def test_video_bucket_private_encrypted_and_cleaned(res: dict[str, Any]) -> None:
-    b = props(res, "VideoBucket")
+def test_video_bucket_private_encrypted_and_cleaned(tpl: dict[str, Any], res: dict[str, Any]) -> None:
+    # The default parameters (KmsKeyArn and the bucket's options: tests/unit/test_template_security.py).
+    b = Intrinsics(tpl)(props(res, "VideoBucket"))
     assert res["VideoBucket"]["Condition"] == "CreateVideoBucket"
     assert all(
         b["PublicAccessBlockConfiguration"][k] is True
@@ -482,7 +487,7 @@ def test_video_bucket_private_encrypted_and_cleaned(res: dict[str, Any]) -> None
     (sse,) = b["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert b["OwnershipControls"]["Rules"][0]["ObjectOwnership"] == "BucketOwnerEnforced"
-    assert b.get("VersioningConfiguration", {}).get("Status") != "Enabled"
+    assert "VersioningConfiguration" not in b and "LoggingConfiguration" not in b  # both options, off by default
     rules = b["LifecycleConfiguration"]["Rules"]
     assert any(
         r["Status"] == "Enabled" and r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1 for r in rules
@@ -536,7 +541,6 @@ def test_submit_queue_visibility_and_redrive(res: dict[str, Any]) -> None:
         "maxReceiveCount": 10,
     }
     assert int(q["MessageRetentionPeriod"]) == 4 * 86400
-    assert q["SqsManagedSseEnabled"] is True
 
 
 def test_submit_environment(res: dict[str, Any]) -> None:
@@ -561,9 +565,11 @@ def test_environment_values_are_strings_or_intrinsics(res: dict[str, Any], tpl: 
             assert isinstance(value, str) or (isinstance(value, dict) and "Fn::FindInMap" not in value), name
 
 
-def test_every_queue_encrypted_and_dead_letters_kept_14_days(res: dict[str, Any]) -> None:
+def test_every_queue_encrypted_and_dead_letters_kept_14_days(tpl: dict[str, Any], res: dict[str, Any]) -> None:
+    """SQS managed keys by default (a customer managed key, KmsKeyArn: tests/unit/test_template_security.py)."""
+    resolve = Intrinsics(tpl)
     for name, q in of_type(res, "AWS::SQS::Queue").items():
-        assert q["Properties"].get("SqsManagedSseEnabled") is True, name
+        assert resolve(q["Properties"]).get("SqsManagedSseEnabled") is True, name
         if "DeadLetter" in name:
             assert int(q["Properties"]["MessageRetentionPeriod"]) == 14 * 86400, name
 
@@ -848,9 +854,12 @@ def test_put_events_only_with_our_source(res: dict[str, Any]) -> None:
     assert count == len(FUNCTIONS)
 
 
-# What every function's role holds besides its own work: its log group, and X-Ray (kept whatever
-# EnableTracing says, so turning tracing on or off changes no role).
+# What every function's role holds besides its own work: its log group, X-Ray (kept whatever
+# EnableTracing says, so turning tracing on or off changes no role) and, only when the stack has
+# a KmsKeyArn, that key (tests/unit/test_template_security.py).
 RUNNING = {
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     "xray:PutTraceSegments",
@@ -1055,7 +1064,7 @@ def test_submit_reads_stored_videos_under_the_prefix_only(tpl: dict[str, Any], r
 
 def test_submit_reads_input_buckets_only_when_listed(tpl: dict[str, Any], res: dict[str, Any]) -> None:
     cond = conditional_statements(res, "SubmitFunction")
-    assert set(cond) == {"HasInputBuckets"}
+    assert set(cond) == {"HasInputBuckets", "UseKmsKey"}
     statement, otherwise = cond["HasInputBuckets"]
     assert otherwise == NO_VALUE
     assert statement["Sid"] == "PresignInputObjects" and statement["Effect"] == "Allow"
@@ -1152,7 +1161,8 @@ def test_shared_layer_is_built_by_makefile_without_boto(res: dict[str, Any]) -> 
     assert list(layer["Properties"]["CompatibleRuntimes"]) == ["python3.13"]
     makefile = (ROOT / "layers" / "shared" / "Makefile").read_text()
     assert "build-SharedLayer:" in makefile
-    assert "--platform manylinux2014_aarch64" in makefile and "--python-version 3.13" in makefile
+    # Pure Python for python3.13 whatever the builder runs (tests/integration/test_layer_build.py).
+    assert "--platform any" in makefile and "--python-version 3.13" in makefile
     assert re.search(r"RUNTIME_PROVIDED :=.*\bboto3\b.*\bbotocore\b", makefile)
     reqs = (ROOT / "layers" / "shared" / "requirements.txt").read_text()
     assert not re.search(r"^\s*(boto3|botocore)\b", reqs, re.M)

@@ -116,7 +116,7 @@ class CometApiClient:
         )
         retries = self._retries.connect or 0
         # urllib3 sleeps backoff_factor * 2 ** (n - 1) before the n-th retry, nothing before the first.
-        backoffs = sum(min(self._retries.backoff_factor * 2 ** (n - 1), 120.0) for n in range(2, retries + 1))
+        backoffs = sum(min(self._retries.backoff_factor * 2.0 ** (n - 1), 120.0) for n in range(2, retries + 1))
         self._max_call_seconds = round((retries + 1) * connect_timeout + backoffs + read_timeout, 3)
         self._owns_pool = pool is None
         self._pool = pool or urllib3.PoolManager(

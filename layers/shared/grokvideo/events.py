@@ -503,5 +503,5 @@ class EventPublisher:
 
     def _delay(self, attempt: int) -> float:
         """Exponential backoff with jitter: half the step fixed, half random."""
-        step = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        step = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
         return step / 2 + random.uniform(0, step / 2)

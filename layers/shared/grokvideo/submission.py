@@ -172,7 +172,7 @@ def holder_wait(receive_count: int) -> float:
     >>> [holder_wait(n) for n in range(1, 7)]
     [5, 10, 20, 40, 60, 60]
     """
-    return min(HOLDER_WAIT_FIRST * 2 ** (max(receive_count, 1) - 1), 60)
+    return min(HOLDER_WAIT_FIRST << (max(receive_count, 1) - 1), 60)  # doubled per receive, in whole seconds
 
 
 def decide_delivery(existing: Job | None, *, digest: str, now: float, max_wait: float = 60) -> DeliveryAction:

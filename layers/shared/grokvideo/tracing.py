@@ -27,42 +27,65 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast, overload
 
 F = TypeVar("F", bound=Callable[..., Any])
 TRUTHY = frozenset({"1", "y", "yes", "t", "true", "on"})
 
 
 class HandlerTracer(Protocol):
-    """What the handlers use of Powertools' ``Tracer``."""
+    """What the handlers use of Powertools' ``Tracer``: its two decorators, bare or with options
+    (typed so that a decorated handler keeps its own signature)."""
 
+    @overload
+    def capture_lambda_handler(self, lambda_handler: F) -> F: ...
+    @overload
     def capture_lambda_handler(
-        self, lambda_handler: Any = None, capture_response: bool | None = None, capture_error: bool | None = None
-    ) -> Any: ...
+        self, lambda_handler: None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Callable[[F], F]: ...
 
+    @overload
+    def capture_method(self, method: F) -> F: ...
+    @overload
     def capture_method(
-        self, method: Any = None, capture_response: bool | None = None, capture_error: bool | None = None
-    ) -> Any: ...
+        self, method: None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Callable[[F], F]: ...
 
 
 class NoTracer:
     """A tracer that traces nothing: each decorator returns the function it is given."""
 
+    @overload
+    def capture_lambda_handler(self, lambda_handler: F) -> F: ...
+    @overload
+    def capture_lambda_handler(
+        self, lambda_handler: None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Callable[[F], F]: ...
     def capture_lambda_handler(
         self, lambda_handler: F | None = None, capture_response: bool | None = None, capture_error: bool | None = None
-    ) -> Any:
+    ) -> F | Callable[[F], F]:
         return _unchanged(lambda_handler)
 
+    @overload
+    def capture_method(self, method: F) -> F: ...
+    @overload
+    def capture_method(
+        self, method: None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Callable[[F], F]: ...
     def capture_method(
         self, method: F | None = None, capture_response: bool | None = None, capture_error: bool | None = None
-    ) -> Any:
+    ) -> F | Callable[[F], F]:
         return _unchanged(method)
 
 
-def _unchanged(function: F | None) -> Any:
+def _unchanged(function: F | None) -> F | Callable[[F], F]:
     if function is not None:
         return function
-    return lambda decorated: decorated  # called with options only: the decorator comes next
+    return _identity  # called with options only: the decorator comes next
+
+
+def _identity(decorated: F) -> F:
+    return decorated
 
 
 def traces(env: Mapping[str, str] | None = None) -> bool:
