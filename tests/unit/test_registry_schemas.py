@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import decode
 from jsonschema import Draft4Validator
 
 from grokvideo import events as ev
@@ -28,17 +27,10 @@ SOURCE = "grokvideo"
 ODD_VALUES: list[Any] = [None, 0, -1, 0.5, 1e300, "", "x", "x" * 5000, "2026-13-01T00:00:00Z", True, [], {}, ["a"]]
 
 
-@pytest.fixture(scope="module")
-def resources() -> dict[str, Any]:
-    template, matches = decode(str(TEMPLATE))
-    assert not matches and template is not None
-    return dict(template["Resources"])
-
-
-def registry_schemas(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def registry_schemas(res: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{SchemaName: its content as the stack with the default EventSource deploys it}."""
     out = {}
-    for r in resources.values():
+    for r in res.values():
         if r["Type"] == "AWS::EventSchemas::Schema":
             props = r["Properties"]
             content = props["Content"]["Fn::Sub"]
@@ -83,28 +75,28 @@ def test_the_check_fails_when_a_schema_changes(tmp_path: Path, monkeypatch: pyte
     assert to_draft4.main(["--check"]) == 1
 
 
-def test_one_registry_schema_per_output_detail_type(resources: dict[str, Any]) -> None:
-    schemas = registry_schemas(resources)
+def test_one_registry_schema_per_output_detail_type(res: dict[str, Any]) -> None:
+    schemas = registry_schemas(res)
     outputs = {dt for dt in ev.DetailType if schema_path(dt).is_file()}
     assert len(outputs) == 6
     assert set(schemas) == {schema_path(dt).stem for dt in outputs}
-    for r in resources.values():
+    for r in res.values():
         if r["Type"] == "AWS::EventSchemas::Schema":
             assert r["Condition"] == "SchemaRegistryEnabled"
             assert r["Properties"]["Type"] == "JSONSchemaDraft4"
             assert r["Properties"]["RegistryName"] == {"Fn::GetAtt": ["EventSchemaRegistry", "RegistryName"]}
 
 
-def test_no_discoverer(resources: dict[str, Any]) -> None:
+def test_no_discoverer(res: dict[str, Any]) -> None:
     """A discoverer fills the AWS-managed discovered-schemas registry, not ours, and bills every event."""
-    assert not [r for r in resources.values() if r["Type"] == "AWS::EventSchemas::Discoverer"]
+    assert not [r for r in res.values() if r["Type"] == "AWS::EventSchemas::Discoverer"]
 
 
 @pytest.mark.parametrize("detail_type", [dt for dt in ev.DetailType if schema_path(dt).is_file()])
 def test_registry_schema_is_draft4_and_judges_events_as_the_repository_schema(
-    resources: dict[str, Any], detail_type: ev.DetailType
+    res: dict[str, Any], detail_type: ev.DetailType
 ) -> None:
-    schema = registry_schemas(resources)[schema_path(detail_type).stem]
+    schema = registry_schemas(res)[schema_path(detail_type).stem]
     assert schema["$schema"] == "http://json-schema.org/draft-04/schema#"
     Draft4Validator.check_schema(schema)
     draft4 = Draft4Validator(schema, format_checker=_format_checker())

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import decode
 
 from grokvideo import config
 from grokvideo.config import CopierSettings, PollerSettings, RegisterSettings, SubmitSettings
@@ -19,13 +18,6 @@ SETTINGS = {
     "CopierFunction": CopierSettings,
     "SubmitFunction": SubmitSettings,
 }
-
-
-@pytest.fixture(scope="module")
-def tpl() -> dict[str, Any]:
-    template, matches = decode(str(TEMPLATE))
-    assert template is not None, matches
-    return template
 
 
 def resolve(value: Any, tpl: dict[str, Any]) -> str:

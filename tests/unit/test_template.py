@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from cfnlint.api import ManualArgs, lint_file
-from cfnlint.decode import decode
 
 from grokvideo.copier import RETRY_DELAYS
 from grokvideo.jobs import DUE_INDEX, REF_INDEX, STATE_INDEX, DueJob, JobSummary
@@ -67,19 +66,6 @@ FUNCTIONS = {
     "SubmitFunction": "submit",
 }
 NO_VALUE = {"Ref": "AWS::NoValue"}
-
-
-@pytest.fixture(scope="module")
-def tpl() -> dict[str, Any]:
-    template, matches = decode(str(TEMPLATE))
-    assert not matches, [str(m) for m in matches]
-    assert template is not None
-    return template
-
-
-@pytest.fixture(scope="module")
-def res(tpl: dict[str, Any]) -> dict[str, Any]:
-    return tpl["Resources"]
 
 
 def props(res: dict[str, Any], name: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import decode
 
 from local.deploy import LOCAL_PARAMETER_DEFAULTS
 from tests.schema_check import sample_output_events
@@ -37,13 +36,6 @@ NAME_PROPERTY = {
     "AWS::SNS::Topic": "TopicName",
     "AWS::KMS::Key": "",  # keys have no name (aliases are separate resources)
 }
-
-
-@pytest.fixture(scope="module")
-def tpl() -> dict[str, Any]:
-    template, matches = decode(str(TEMPLATE))
-    assert not matches and template is not None
-    return template
 
 
 def retained(tpl: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import decode
 
 from grokvideo import errors
 from tests.unit.test_template import Intrinsics
@@ -35,13 +34,6 @@ AWS_METRICS = {
 }
 SEARCH = re.compile(r"SEARCH\('\{(?P<ns>[^,}]+),(?P<dims>[^}]+)\} MetricName=\"(?P<name>\w+)\" (?P<filters>[^']*)'")
 PLACEHOLDER = re.compile(r"<(\w+)(?:\.(\w+))?>")  # Intrinsics' stand-in for ${Resource} or ${Resource.Attr}
-
-
-@pytest.fixture(scope="module")
-def tpl() -> dict[str, Any]:
-    template, matches = decode(str(TEMPLATE))
-    assert not matches and template is not None
-    return template
 
 
 @pytest.fixture(scope="module")

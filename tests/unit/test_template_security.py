@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import decode
 
 from tests.unit.test_template import (
     FUNCTIONS,
@@ -37,19 +36,6 @@ KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890
 STACK_KEY = {"kms:Decrypt", "kms:GenerateDataKey"}
 # Queues that stay on SQS managed keys whatever KmsKeyArn says (the template says why).
 SQS_MANAGED_ONLY = {"PollerScheduleDeadLetterQueue"}
-
-
-@pytest.fixture(scope="module")
-def tpl() -> dict[str, Any]:
-    template, matches = decode(str(TEMPLATE))
-    assert not matches, [str(m) for m in matches]
-    assert template is not None
-    return template
-
-
-@pytest.fixture(scope="module")
-def res(tpl: dict[str, Any]) -> dict[str, Any]:
-    return dict(tpl["Resources"])
 
 
 # --------------------------------------------------------------------------- checkov
