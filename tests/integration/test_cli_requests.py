@@ -10,7 +10,9 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
+from grokvideo.cli.exits import ExitCode
 from grokvideo.jobs import JobStore
 from grokvideo.models import JobState
 from grokvideo.submission import submission_id
@@ -177,6 +179,20 @@ def test_track_puts_a_track_request(cli: Any, requests: EventCapture) -> None:
     assert event["detail-type"] == "Video Job Track Requested"
     assert event["detail"] == {"request_id": "4b2cd27e-0b0d", "client_ref": "r1"}
     assert cli("track", "not a valid id!").code == 2
+
+
+@pytest.mark.parametrize("argv", [("submit", "a kite over a beach"), ("track", "4b2cd27e-0b0d")])
+def test_a_request_the_bus_refuses_is_a_stack_error_with_the_bus_reason(
+    cli: Any, requests: EventCapture, argv: tuple[str, ...]
+) -> None:
+    refused = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]}
+    with Stubber(cli.deployment.client("events")) as bus:
+        bus.add_response("put_events", refused)
+        result = cli(*argv)
+    assert result.code == ExitCode.STACK, result
+    assert "the bus refused the request: InternalFailure: try again" in result.err
+    assert result.out == ""  # no id printed: nothing was sent that a script could follow
+    assert requests.drain() == []
 
 
 # --- waiting ----------------------------------------------------------------------------------
