@@ -145,22 +145,12 @@ def put_request(ctx: Context, detail_type: str, detail: Mapping[str, Any]) -> st
 
 
 def submit(ctx: Context) -> int:
-    key = ctx.args.idempotency_key or new_idempotency_key()
-    detail = request_detail(ctx.args, key=key)
-    image = input_location(ctx, ctx.args.image, kind="image")
-    if image:
-        detail["image_url"] = image
-    check(parse_generation_request, detail, input_buckets=ctx.deployment.input_buckets)
+    detail, key = checked_request(ctx, parse_generation_request, ctx.args.image, kind="image")
     return _send(ctx, GENERATE, detail, key)
 
 
 def edit(ctx: Context) -> int:
-    key = ctx.args.idempotency_key or new_idempotency_key()
-    detail = request_detail(ctx.args, key=key)
-    video = input_location(ctx, ctx.args.video, kind="video")
-    if video:
-        detail["video_url"] = video
-    check(parse_edit_request, detail, input_buckets=ctx.deployment.input_buckets)
+    detail, key = checked_request(ctx, parse_edit_request, ctx.args.video, kind="video")
     if ctx.args.source:
         with aws_errors("reading the jobs table"):
             source = ctx.deployment.store.get(ctx.args.source)
@@ -168,6 +158,21 @@ def edit(ctx: Context) -> int:
             state = "no such job" if source is None else f"it is {source.state.value}"
             raise CliError(f"--source {ctx.args.source}: only a STORED job can be edited ({state})", ExitCode.NOT_FOUND)
     return _send(ctx, EDIT, detail, key)
+
+
+def checked_request(
+    ctx: Context, parse: Callable[..., Any], given: str | None, *, kind: str
+) -> tuple[dict[str, Any], str]:
+    """A generation or edit request from the arguments, its ``kind`` input (``image``/``video``: a
+    URL as given, or a local file uploaded) as ``<kind>_url``, checked as the stack would check it;
+    and its idempotency key (the one given, else a fresh one)."""
+    key = ctx.args.idempotency_key or new_idempotency_key()
+    detail = request_detail(ctx.args, key=key)
+    location = input_location(ctx, given, kind=kind)
+    if location:
+        detail[f"{kind}_url"] = location
+    check(parse, detail, input_buckets=ctx.deployment.input_buckets)
+    return detail, key
 
 
 def track(ctx: Context) -> int:
