@@ -297,20 +297,10 @@ class JobStore:
         """Yield pages of jobs whose next poll time has come, shard by shard (as the index holds
         them); ``shards``: only those, for a sweep that shares the work with others (default all)."""
         for shard in range(self.shards) if shards is None else shards:
-            kwargs: dict[str, Any] = {
-                "IndexName": DUE_INDEX,
-                "KeyConditionExpression": "due_shard = :s AND next_poll_at <= :now",
-                "ExpressionAttributeValues": {":s": encode(shard), ":now": encode(now)},
-                "Limit": page_size,
-            }
-            while True:
-                page = self._query(**kwargs)
+            for page in self._due_pages(shard, until=now, Limit=page_size):
                 jobs = [DueJob.from_item(decode_item(item)) for item in page.get("Items", [])]
                 if jobs:
                     yield jobs
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def due_count(self, shard: int, *, until: int) -> int:
         """How many jobs of ``shard`` are due by ``until``: the backlog a sweep would meet.
@@ -318,19 +308,7 @@ class JobStore:
         A ``COUNT`` query: DynamoDB still reads the index entries (counted in ``items_read``) but
         sends none back.
         """
-        kwargs: dict[str, Any] = {
-            "IndexName": DUE_INDEX,
-            "KeyConditionExpression": "due_shard = :s AND next_poll_at <= :until",
-            "ExpressionAttributeValues": {":s": encode(shard), ":until": encode(until)},
-            "Select": "COUNT",
-        }
-        count = 0
-        while True:
-            page = self._query(**kwargs)
-            count += int(page.get("Count", 0))
-            if "LastEvaluatedKey" not in page:
-                return count
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sum(int(page.get("Count", 0)) for page in self._due_pages(shard, until=until, Select="COUNT"))
 
     def occupied_shards(self, shards: Iterable[int]) -> list[int]:
         """Which of ``shards`` hold any job in the due index (one item read at most per shard).
@@ -338,34 +316,34 @@ class JobStore:
         After ``DueShards`` was lowered, jobs written under the old count sit in shards no sweep
         reads; the scheduled sweep looks for them here and polls them, which moves them home.
         """
-        found: list[int] = []
-        for shard in shards:
-            page = self._query(
-                IndexName=DUE_INDEX,
-                KeyConditionExpression="due_shard = :s",
-                ExpressionAttributeValues={":s": encode(shard)},
-                Limit=1,
-                Select="COUNT",
-            )
-            if page.get("Count", 0):
-                found.append(shard)
-        return found
+        return [shard for shard in shards if self._due_query(shard, Limit=1, Select="COUNT").get("Count", 0)]
 
     def next_due_at(self, shards: Iterable[int] | None = None) -> int | None:
         """Earliest ``next_poll_at`` in the due index (one item read per shard), or None if empty."""
-        earliest: int | None = None
-        for shard in range(self.shards) if shards is None else shards:
-            page = self._query(
-                IndexName=DUE_INDEX,
-                KeyConditionExpression="due_shard = :s",
-                ExpressionAttributeValues={":s": encode(shard)},
-                Limit=1,
-                ProjectionExpression="next_poll_at",
-            )
-            for item in page.get("Items", []):
-                at = int(decode_item(item)["next_poll_at"])
-                earliest = at if earliest is None else min(earliest, at)
-        return earliest
+        firsts = [
+            int(decode_item(item)["next_poll_at"])
+            for shard in (range(self.shards) if shards is None else shards)
+            for item in self._due_query(shard, Limit=1, ProjectionExpression="next_poll_at").get("Items", [])
+        ]
+        return min(firsts, default=None)
+
+    def _due_query(self, shard: int, *, until: int | None = None, **options: Any) -> dict[str, Any]:
+        """One page of ``shard``'s entries in the due index, earliest first (due by ``until`` if given)."""
+        condition, values = "due_shard = :s", {":s": encode(shard)}
+        if until is not None:
+            condition, values[":until"] = condition + " AND next_poll_at <= :until", encode(until)
+        return self._query(
+            IndexName=DUE_INDEX, KeyConditionExpression=condition, ExpressionAttributeValues=values, **options
+        )
+
+    def _due_pages(self, shard: int, *, until: int | None = None, **options: Any) -> Iterator[dict[str, Any]]:
+        """Every page of ``_due_query``, following ``LastEvaluatedKey``."""
+        while True:
+            page = self._due_query(shard, until=until, **options)
+            yield page
+            if "LastEvaluatedKey" not in page:
+                return
+            options["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def newest(self, state: JobState, *, since: int | None = None, limit: int) -> list[JobSummary]:
         """Up to ``limit`` jobs in ``state``, newest first, registered at ``since`` or later.
