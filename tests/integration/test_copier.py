@@ -54,6 +54,13 @@ def copier_handler(monkeypatch: pytest.MonkeyPatch, store: JobStore, capture: Ev
     return load_handler("copier")
 
 
+def ready_to_copy(store: JobStore, fake: FakeCometAPI) -> str:
+    """A provider job whose video the fake serves, finished by the poller (``succeeded_job``)."""
+    rid = fake.add_job(outcome="done", ready_after=0)
+    succeeded_job(store, rid, fake.video_url(rid))
+    return rid
+
+
 def succeeded_job(store: JobStore, request_id: str, video_url: str, *, completed_at: int | None = None) -> None:
     """A job the poller has finished: SUCCEEDED, its event out."""
     store.register(request_id, now=int(time.time()), client_ref="ref-1", metadata={"team": "video"})
@@ -94,8 +101,7 @@ def assert_no_multipart_left(s3: Any) -> None:
 def test_finished_job_is_stored_with_its_digest_and_announced_once(
     copier_handler: Any, store: JobStore, fake: FakeCometAPI, capture: EventCapture, bucket: Any
 ) -> None:
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
 
     response = copier_handler.lambda_handler(sqs_event(rid), FakeContext(timeout_seconds=300))
 
@@ -151,8 +157,7 @@ def test_a_stored_video_sends_its_done_to_stored_seconds_once(
 def test_a_manifest_beside_the_video_holds_what_is_known_of_a_tracked_job(
     copier_handler: Any, store: JobStore, fake: FakeCometAPI, bucket: Any
 ) -> None:
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
 
     copier_handler.lambda_handler(sqs_event(rid), FakeContext(timeout_seconds=300))
 
@@ -179,8 +184,7 @@ def test_a_manifest_beside_the_video_holds_what_is_known_of_a_tracked_job(
 def test_duplicate_delivery_neither_uploads_nor_announces_again(
     copier_handler: Any, store: JobStore, fake: FakeCometAPI, capture: EventCapture, bucket: Any
 ) -> None:
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
     copier_handler.lambda_handler(sqs_event(rid), FakeContext())
     capture.drain()
     again = copier_handler.lambda_handler(sqs_event(rid, receive_count=2), FakeContext())
@@ -200,8 +204,7 @@ def make_copier(store: JobStore, publisher: Any, *, allow_private: bool = True) 
 def test_crash_after_upload_before_the_state_write_does_not_upload_again(
     store: JobStore, fake: FakeCometAPI, capture: EventCapture, publisher: EventPublisher, bucket: Any
 ) -> None:
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
     copier = make_copier(store, publisher)
     copier.archiver.archive(fake.video_url(rid), BUCKET, copier.key_for(rid))  # ... then the process died
     assert store.get(rid).state is JobState.SUCCEEDED  # type: ignore[union-attr]
@@ -224,8 +227,7 @@ def test_a_missing_object_answered_403_is_copied(
 ) -> None:
     """S3 as it may answer the copier, whose ListBucket is limited to its prefix: a missing key's
     HeadObject is refused (403), an existing one's is not. The copy goes ahead and is stored."""
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
     copier = make_copier(store, publisher)
     s3 = copier.archiver._s3
     real_head = s3.head_object
@@ -277,8 +279,7 @@ class DeadPublisher:
 def test_crash_after_the_state_write_sends_the_event_on_redelivery(
     store: JobStore, fake: FakeCometAPI, capture: EventCapture, publisher: EventPublisher, bucket: Any
 ) -> None:
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
     first = make_copier(store, DeadPublisher()).copy(rid)
     assert (first.state, first.announced) == (JobState.STORED, False)
     assert store.get(rid).outbox == "Video Stored"  # type: ignore[union-attr]
@@ -312,8 +313,7 @@ def test_permanent_failures_settle_the_job_without_retry(
     capture: EventCapture,
     bucket: Any,
 ) -> None:
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
     fake.inject(fault, **params)
     response = copier_handler.lambda_handler(sqs_event(rid), FakeContext())
     assert response == {"batchItemFailures": []}  # no retry
@@ -422,8 +422,7 @@ def test_any_failure_before_the_last_receive_comes_back_after_a_backoff(
     bucket: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
     copier = make_copier(store, publisher)
     monkeypatch.setattr(copier.archiver, "archive", raising(error))
     for receive, seconds in ((1, 10), (2, 60)):
@@ -444,8 +443,7 @@ def test_any_failure_on_the_last_receive_settles_the_job_and_the_message_still_g
     bucket: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
     copier = make_copier(store, publisher)
     monkeypatch.setattr(copier.archiver, "archive", raising(error))
 
@@ -470,8 +468,7 @@ def test_a_table_error_after_the_upload_on_the_last_receive_settles_the_job(
     bucket: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
     real_transition = store.transition
 
     def no_stored(job: Any, *, to_state: JobState, **kwargs: Any) -> Any:
@@ -503,8 +500,7 @@ def test_a_job_already_stored_is_not_failed_when_a_later_step_fails_on_the_last_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Video Stored went out, then taking it off the outbox failed: the job stays STORED, owing it."""
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
     monkeypatch.setattr(store, "clear_outbox", raising(throttled()))
 
     result = make_copier(store, publisher).copy(rid, receive_count=3)
@@ -524,8 +520,7 @@ def test_when_even_settling_fails_the_message_goes_to_the_dlq_and_the_job_is_lef
     bucket: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
     copier = make_copier(store, publisher)
     monkeypatch.setattr(copier.archiver, "archive", raising(ValueError("bad header")))
     monkeypatch.setattr(store, "transition", raising(throttled()))
@@ -547,8 +542,7 @@ def test_a_permanent_failure_whose_settling_fails_comes_back_after_a_backoff(
     bucket: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
     fake.inject("status", code=410, count=2)
     real_transition = store.transition
     monkeypatch.setattr(store, "transition", raising(throttled()))
@@ -566,8 +560,7 @@ def test_a_permanent_failure_whose_settling_fails_comes_back_after_a_backoff(
 def test_settled_but_not_announced_on_the_last_receive_stays_owed_in_the_due_index(
     store: JobStore, fake: FakeCometAPI, capture: EventCapture, bucket: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
     copier = make_copier(store, DeadPublisher())
     monkeypatch.setattr(copier.archiver, "archive", raising(ValueError("bad header")))
 
@@ -627,8 +620,7 @@ def test_the_handler_puts_a_failed_copy_back_for_its_backoff_then_the_last_recei
 
     assert runtime.copier().retry_delays == (10, 60, 300)  # what the deployed copier uses
     monkeypatch.setattr(runtime.copier(), "retry_delays", (2, 3))  # the same, scaled down to seconds
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
     fake.inject("status", code=503, count=3)
     enqueue(copy_queue, rid)
 
@@ -671,8 +663,7 @@ def test_a_last_attempt_that_dies_is_found_by_a_sweep_minutes_later_and_copied_a
     receive left to settle it. The last attempt now brings the job's next sweep forward."""
     from grokvideo.copier import LAST_ATTEMPT_WATCH
 
-    rid = fake.add_job(outcome="done", ready_after=0)
-    succeeded_job(store, rid, fake.video_url(rid))
+    rid = ready_to_copy(store, fake)
     copier = Copier(
         store,
         VideoArchiver(UrlGuard(("127.0.0.1",), allow_private=True), bucket, max_video_bytes=2**31),
