@@ -29,8 +29,10 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar, cast, overload
 
+from aws_lambda_powertools.shared import constants
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
+
 F = TypeVar("F", bound=Callable[..., Any])
-TRUTHY = frozenset({"1", "y", "yes", "t", "true", "on"})
 
 
 class HandlerTracer(Protocol):
@@ -90,12 +92,12 @@ def _identity(decorated: F) -> F:
 
 def traces(env: Mapping[str, str] | None = None) -> bool:
     """Whether Powertools would trace here: in Lambda (not SAM local or Chalice local) and not
-    disabled by POWERTOOLS_TRACE_DISABLED."""
+    disabled by POWERTOOLS_TRACE_DISABLED (read by Powertools' own helper and names)."""
     e = os.environ if env is None else env
-    if e.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in TRUTHY:
+    if resolve_truthy_env_var_choice(env=e.get(constants.TRACER_DISABLED_ENV, "false")):
         return False
-    local = e.get("AWS_SAM_LOCAL") or e.get("AWS_CHALICE_CLI_MODE")
-    return bool(e.get("LAMBDA_TASK_ROOT")) and not local
+    local = e.get(constants.SAM_LOCAL_ENV) or e.get(constants.CHALICE_LOCAL_ENV)
+    return bool(e.get(constants.LAMBDA_TASK_ROOT_ENV)) and not local
 
 
 def handler_tracer(env: Mapping[str, str] | None = None, **options: Any) -> HandlerTracer:
