@@ -19,6 +19,7 @@ Use (needs AWS or the provider, so not a doctest)::
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import math
@@ -184,6 +185,7 @@ class Sweeper:
         self._lock = threading.Lock()
         self._report = SweepReport()
         self._give_up_at = 0.0
+        self._index_due_at: float | None = 0.0  # the due index's earliest entry, as last read
         self._hold_until = 0  # pending claims last until then (0: no holding, every change written)
         # Held jobs, earliest poll first: (at, tie-break, job as claimed, polls this sweep made).
         self._held: list[tuple[float, int, Job, int]] = []
@@ -217,6 +219,7 @@ class Sweeper:
         # The claims outlast the sweep's last pass, so no pass claims a job this sweep let go.
         self._hold_until = math.ceil(sweep_until) if self.sweep_seconds > 0 else 0
         self._held.clear()
+        self._index_due_at = -math.inf  # the first pass reads the index
         reads_before = self.store.items_read
         with ThreadPoolExecutor(max_workers=self.concurrency * 2, thread_name_prefix="poll") as pool:
             while not self._stop.is_set():
@@ -238,7 +241,7 @@ class Sweeper:
 
     def _next_at(self) -> float | None:
         """When the next poll is due: a held job's, or the earliest in the index (None: nothing)."""
-        stored = self.store.next_due_at(self._shards)
+        stored = self._index_due_at = self.store.next_due_at(self._shards)
         with self._lock:
             held = self._held[0][0] if self._held else None
         return min((t for t in (stored, held) if t is not None), default=None)
@@ -256,7 +259,10 @@ class Sweeper:
         now = int(self.clock())
         slots = threading.BoundedSemaphore(self.concurrency * 4)  # bounded read-ahead
         futures: list[Future[bool]] = [pool.submit(self._repoll, job, polls) for job, polls in self._take_held(now)]
-        for job in self._due_until_stopped(now):
+        # A pass woken only for held jobs skips the index: its earliest entry, read just before
+        # the wait, was not due yet (a job registered since is due after its first delay).
+        index_due = self._index_due_at is not None and self._index_due_at <= now
+        for job in self._due_until_stopped(now) if index_due else ():
             slots.acquire()
             future = pool.submit(self._work, job)
             future.add_done_callback(lambda _: slots.release())
@@ -275,8 +281,8 @@ class Sweeper:
     # --- one job ----------------------------------------------------------------------------
 
     def _work(self, due: DueJob) -> bool:
-        request_id = due.request_id
-        try:
+        """Claim a due job and move it on; False when another sweep had claimed it."""
+        with self._guard(due.request_id):
             job = self._claim(due)
             if job is None:
                 self._count(lost_claims=1)
@@ -291,28 +297,30 @@ class Sweeper:
             if job.state is JobState.SUCCEEDED:
                 self._stalled_copy(job)
             elif job.state is not JobState.PENDING:
-                logger.warning("settled job left in the due index: retiring it", extra={"request_id": request_id})
+                logger.warning("settled job left in the due index: retiring it", extra={"request_id": due.request_id})
                 self.store.retire(job, owner=self.owner)
             elif self._stop.is_set():
                 self.store.release(job, owner=self.owner, at=int(self.clock()))
             else:
                 self._poll(job)
-            return True
-        except Exception:  # one job's surprise must not end the sweep; its claim ends by itself
-            logger.exception("unexpected error while sweeping a job", extra={"request_id": request_id})
-            self._count(unexpected_errors=1)
-            return True
+        return True
 
     def _repoll(self, job: Job, polls: int) -> bool:
         """Poll a job this sweep holds (its claim lasts until the sweep's end)."""
-        try:
+        with self._guard(job.request_id):
             if not self._stop.is_set():
                 self._poll(job, polls + 1)
-            return True
-        except Exception:  # as in _work: the job is due again when the claim ends
-            logger.exception("unexpected error while sweeping a job", extra={"request_id": job.request_id})
+        return True
+
+    @contextlib.contextmanager
+    def _guard(self, request_id: str) -> Iterator[None]:
+        """One job's surprise must not end the sweep: it is logged and counted, and the job's
+        claim ends by itself (it is due again then)."""
+        try:
+            yield
+        except Exception:
+            logger.exception("unexpected error while sweeping a job", extra={"request_id": request_id})
             self._count(unexpected_errors=1)
-            return True
 
     def _claim(self, due: DueJob) -> Job | None:
         """A pending job's claim is also its reschedule, to the backoff its poll will need if it
