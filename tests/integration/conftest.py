@@ -12,6 +12,7 @@ import boto3
 import pytest
 from cfnlint.decode import decode
 from moto import mock_aws
+from moto.core.config import DefaultConfig
 
 from grokvideo.backoff import PollSchedule
 from grokvideo.cometapi import CometApiClient
@@ -71,7 +72,14 @@ class EventCapture:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def moto_config() -> DefaultConfig | None:
+    """moto's configuration (``mock_aws(config=...)``): a test module overrides this fixture, e.g.
+    to have Step Functions execute state machines."""
+    return None
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, moto_config: DefaultConfig | None) -> Iterator[None]:
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -81,7 +89,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     serialize_moto_dynamodb()
-    with mock_aws():
+    with mock_aws(config=moto_config):
         yield
 
 
@@ -122,6 +130,45 @@ def store(table: Any) -> Iterator[JobStore]:
 @pytest.fixture
 def publisher(capture: EventCapture) -> EventPublisher:
     return EventPublisher(BUS, SOURCE)
+
+
+@pytest.fixture
+def submit_queue(aws: None, capture: EventCapture) -> tuple[str, str]:
+    """The template's wiring: a rule on both request types from any source but ours -> the submit
+    queue (its URL and ARN)."""
+    sqs, bridge = boto3.client("sqs"), boto3.client("events")
+    url = sqs.create_queue(QueueName="grokvideo-submit", Attributes={"VisibilityTimeout": "360"})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {
+        "detail-type": ["Video Generation Requested", "Video Edit Requested"],
+        "source": [{"anything-but": [SOURCE]}],
+    }
+    bridge.put_rule(Name="submit", EventBusName=BUS, EventPattern=json.dumps(pattern))
+    bridge.put_targets(Rule="submit", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
+    return url, arn
+
+
+@pytest.fixture
+def submit_handler(
+    monkeypatch: pytest.MonkeyPatch, store: JobStore, fake: FakeCometAPI, submit_queue: tuple[str, str]
+) -> Any:
+    """The submit handler as deployed (runtime's factories), its environment on moto and the fake."""
+    from tests.handlers import load_handler
+
+    arn = boto3.client("secretsmanager").create_secret(Name="grokvideo/cometapi-key", SecretString=API_KEY)["ARN"]
+    for name, value in {
+        "TABLE_NAME": TABLE,
+        "EVENT_BUS_NAME": BUS,
+        "EVENT_SOURCE": SOURCE,
+        "COMETAPI_BASE_URL": fake.base_url,
+        "ALLOW_HTTP_PROVIDER": "true",  # the fake listens on http://127.0.0.1
+        "COMETAPI_KEY_SECRET_ARN": arn,
+        "SUBMIT_QUEUE_URL": submit_queue[0],
+        "SUBMIT_RATE_PER_SECOND": "50",
+        "FIRST_POLL_DELAY_SECONDS": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return load_handler("submit")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from grokvideo.jobs import JobStore
 from local.fake_cometapi import FakeCometAPI
 from tests.handlers import FakeContext, load_handler
-from tests.integration.conftest import API_KEY, BUS, TABLE, EventCapture
+from tests.integration.conftest import BUS, EventCapture
 from tests.schema_check import assert_valid_event
 from tests.sqs_batches import receive_batch
 
@@ -23,36 +23,8 @@ INPUT_SOURCE = "com.example.app"
 
 
 @pytest.fixture
-def submit_queue(aws: None, capture: EventCapture) -> tuple[str, str]:
-    """The template's wiring: a rule on both request types from any source but ours -> the queue."""
-    sqs, bridge = boto3.client("sqs"), boto3.client("events")
-    url = sqs.create_queue(QueueName="grokvideo-submit", Attributes={"VisibilityTimeout": "360"})["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    pattern = {
-        "detail-type": ["Video Generation Requested", "Video Edit Requested"],
-        "source": [{"anything-but": ["grokvideo"]}],
-    }
-    bridge.put_rule(Name="submit", EventBusName=BUS, EventPattern=json.dumps(pattern))
-    bridge.put_targets(Rule="submit", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
-    return url, arn
-
-
-@pytest.fixture
-def handler(monkeypatch: pytest.MonkeyPatch, store: JobStore, fake: FakeCometAPI, submit_queue: tuple[str, str]) -> Any:
-    arn = boto3.client("secretsmanager").create_secret(Name="grokvideo/cometapi-key", SecretString=API_KEY)["ARN"]
-    for name, value in {
-        "TABLE_NAME": TABLE,
-        "EVENT_BUS_NAME": BUS,
-        "EVENT_SOURCE": "grokvideo",
-        "COMETAPI_BASE_URL": fake.base_url,
-        "ALLOW_HTTP_PROVIDER": "true",  # the fake listens on http://127.0.0.1
-        "COMETAPI_KEY_SECRET_ARN": arn,
-        "SUBMIT_QUEUE_URL": submit_queue[0],
-        "SUBMIT_RATE_PER_SECOND": "50",
-        "FIRST_POLL_DELAY_SECONDS": "0",
-    }.items():
-        monkeypatch.setenv(name, value)
-    return load_handler("submit")
+def handler(submit_handler: Any) -> Any:
+    return submit_handler
 
 
 def put_request(detail: dict[str, Any], detail_type: str = "Video Generation Requested") -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.stub import Stubber
-from moto import mock_aws
+from moto.core.config import DefaultConfig
 
 from grokvideo import runtime
 from grokvideo.archive import VideoArchiver
@@ -31,9 +31,8 @@ from grokvideo.sweep import Sweeper
 from grokvideo.tasks import StepFunctionsCallbacks, TaskResumer
 from grokvideo.urlguard import UrlGuard
 from local.fake_cometapi import FakeCometAPI
-from tests.handlers import FakeContext, load_handler
-from tests.integration.conftest import API_KEY, BUS, TABLE, EventCapture
-from tests.moto_threads import serialize_moto_dynamodb
+from tests.handlers import FakeContext
+from tests.integration.conftest import API_KEY, BUS, EventCapture
 from tests.sqs_batches import receive_batch
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "step-functions" / "statemachine.asl.json"
@@ -42,50 +41,15 @@ ROLE = "arn:aws:iam::123456789012:role/video-workflow"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def moto_config() -> DefaultConfig:
     """conftest's moto, with Step Functions executing state machines (callbacks included)."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    serialize_moto_dynamodb()
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        yield
+    return {"stepfunctions": {"execute_state_machine": True}}
 
 
 @pytest.fixture
-def submit_queue(aws: None, capture: EventCapture) -> tuple[str, str]:
-    """The template's wiring: generation requests from any source but ours -> the submit queue."""
-    sqs, bridge = boto3.client("sqs"), boto3.client("events")
-    url = sqs.create_queue(QueueName="grokvideo-submit", Attributes={"VisibilityTimeout": "360"})["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    pattern = {"detail-type": ["Video Generation Requested"], "source": [{"anything-but": ["grokvideo"]}]}
-    bridge.put_rule(Name="submit", EventBusName=BUS, EventPattern=json.dumps(pattern))
-    bridge.put_targets(Rule="submit", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
-    return url, arn
-
-
-@pytest.fixture
-def submit(monkeypatch: pytest.MonkeyPatch, store: JobStore, fake: FakeCometAPI, submit_queue: Any) -> Any:
+def submit(submit_handler: Any) -> Any:
     """The submit handler as deployed: runtime's factories, hence runtime's task resumer."""
-    secret = boto3.client("secretsmanager").create_secret(Name="grokvideo/cometapi-key", SecretString=API_KEY)
-    for name, value in {
-        "TABLE_NAME": TABLE,
-        "EVENT_BUS_NAME": BUS,
-        "EVENT_SOURCE": "grokvideo",
-        "COMETAPI_BASE_URL": fake.base_url,
-        "ALLOW_HTTP_PROVIDER": "true",
-        "COMETAPI_KEY_SECRET_ARN": secret["ARN"],
-        "SUBMIT_QUEUE_URL": submit_queue[0],
-        "SUBMIT_RATE_PER_SECOND": "50",
-        "FIRST_POLL_DELAY_SECONDS": "0",
-    }.items():
-        monkeypatch.setenv(name, value)
-    return load_handler("submit")
+    return submit_handler
 
 
 @pytest.fixture
@@ -147,6 +111,27 @@ def sweep_until_done(make_sweeper: Callable[..., Sweeper], store: JobStore, rid:
     raise AssertionError(f"{rid} still pending")
 
 
+@pytest.fixture
+def run_workflow(
+    workflow: str,
+    submit: Any,
+    submit_queue: tuple[str, str],
+    resumer: TaskResumer,
+    store: JobStore,
+    fake: FakeCometAPI,
+    make_sweeper: Callable[..., Sweeper],
+) -> Callable[[str], tuple[str, Job]]:
+    """Start an execution on a prompt, submit its request and sweep its job until it is no longer
+    pending: the execution's ARN and the job."""
+
+    def run(prompt: str) -> tuple[str, Job]:
+        execution = start(workflow, prompt)
+        submit_the_request(submit, submit_queue)
+        return execution, sweep_until_done(make_sweeper, store, job_with(store, fake).request_id, resumer)
+
+    return run
+
+
 def finished(execution: str, timeout: float = 15) -> dict[str, Any]:
     sfn = boto3.client("stepfunctions")
     deadline = time.monotonic() + timeout
@@ -173,22 +158,17 @@ def stored_event(capture: EventCapture) -> dict[str, Any]:
 
 
 def test_a_stored_video_resumes_the_execution_with_the_video_stored_detail(
-    workflow: str,
-    submit: Any,
-    submit_queue: tuple[str, str],
+    run_workflow: Callable[[str], tuple[str, Job]],
     resumer: TaskResumer,
     store: JobStore,
     publisher: EventPublisher,
     fake: FakeCometAPI,
     capture: EventCapture,
     bucket: Any,
-    make_sweeper: Callable[..., Sweeper],
 ) -> None:
-    execution = start(workflow, "a red fox in fresh snow")
-    submit_the_request(submit, submit_queue)
-    job = job_with(store, fake)
+    execution, job = run_workflow("a red fox in fresh snow")
     assert job.task_token and job.client_ref == execution.rsplit(":", 1)[-1]  # $$.Execution.Name
-    assert sweep_until_done(make_sweeper, store, job.request_id, resumer).state is JobState.SUCCEEDED
+    assert job.state is JobState.SUCCEEDED
     assert finished(execution, timeout=0.5)["status"] == "RUNNING", "a succeeded job does not end the task"
 
     make_copier(store, publisher, resumer).copy(job.request_id)
@@ -208,18 +188,8 @@ def test_a_stored_video_resumes_the_execution_with_the_video_stored_detail(
     assert stored is not None and stored.state is JobState.STORED and stored.outbox is None
 
 
-def test_a_moderated_job_fails_the_execution_with_its_reason(
-    workflow: str,
-    submit: Any,
-    submit_queue: tuple[str, str],
-    resumer: TaskResumer,
-    store: JobStore,
-    fake: FakeCometAPI,
-    make_sweeper: Callable[..., Sweeper],
-) -> None:
-    execution = start(workflow, "something the provider blocks [moderated]")
-    submit_the_request(submit, submit_queue)
-    job = sweep_until_done(make_sweeper, store, job_with(store, fake).request_id, resumer)
+def test_a_moderated_job_fails_the_execution_with_its_reason(run_workflow: Callable[[str], tuple[str, Job]]) -> None:
+    execution, job = run_workflow("something the provider blocks [moderated]")
     assert (job.state, job.reason) == (JobState.FAILED, "MODERATED")
 
     described = finished(execution)
@@ -254,21 +224,16 @@ class ClearOutboxCrashes(JobStore):
 
 
 def test_a_crash_before_the_outbox_is_cleared_resumes_again_and_the_closed_token_is_done(
-    workflow: str,
-    submit: Any,
-    submit_queue: tuple[str, str],
+    run_workflow: Callable[[str], tuple[str, Job]],
     resumer: TaskResumer,
     store: JobStore,
     publisher: EventPublisher,
-    fake: FakeCometAPI,
     capture: EventCapture,
     bucket: Any,
     make_sweeper: Callable[..., Sweeper],
 ) -> None:
-    execution = start(workflow, "a red fox in fresh snow")
-    submit_the_request(submit, submit_queue)
-    rid = job_with(store, fake).request_id
-    sweep_until_done(make_sweeper, store, rid, resumer)
+    execution, job = run_workflow("a red fox in fresh snow")
+    rid = job.request_id
     with pytest.raises(RetryCopy):  # the copy message comes back; meanwhile the job owes its event
         make_copier(ClearOutboxCrashes(store), publisher, resumer, relay_after=0).copy(rid)
     assert finished(execution)["status"] == "SUCCEEDED"
@@ -296,20 +261,15 @@ class Throttled:
 
 
 def test_a_throttled_resumption_leaves_the_event_owed_until_a_sweep_resumes_the_task(
-    workflow: str,
-    submit: Any,
-    submit_queue: tuple[str, str],
+    run_workflow: Callable[[str], tuple[str, Job]],
     resumer: TaskResumer,
     store: JobStore,
     publisher: EventPublisher,
-    fake: FakeCometAPI,
     bucket: Any,
     make_sweeper: Callable[..., Sweeper],
 ) -> None:
-    execution = start(workflow, "a red fox in fresh snow")
-    submit_the_request(submit, submit_queue)
-    rid = job_with(store, fake).request_id
-    sweep_until_done(make_sweeper, store, rid, resumer)
+    execution, job = run_workflow("a red fox in fresh snow")
+    rid = job.request_id
 
     result = make_copier(store, publisher, TaskResumer(Throttled()), relay_after=0).copy(rid)
 

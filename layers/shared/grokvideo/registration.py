@@ -18,7 +18,7 @@ from typing import Any
 from grokvideo import events
 from grokvideo.errors import ValidationError
 from grokvideo.jobs import JobStore
-from grokvideo.tasks import TaskResumer, request_token
+from grokvideo.tasks import TaskResumer
 from grokvideo.validation import parse_track_request
 
 
@@ -53,7 +53,7 @@ def register_track_request(
     store: JobStore,
     publisher: events.Publisher,
     now: int,
-    tasks: TaskResumer | None = None,
+    tasks: TaskResumer,
 ) -> Registration:
     """Validate the detail of a track request and add the job (idempotent on ``request_id``).
 
@@ -64,16 +64,7 @@ def register_track_request(
     try:
         request = parse_track_request(detail)
     except ValidationError as err:
-        rejection = events.request_rejected(
-            reason=events.INVALID_REQUEST,
-            errors=err.errors,
-            # The builder echoes these only when they are themselves valid.
-            request_id=detail.get("request_id"),
-            client_ref=detail.get("client_ref"),
-            metadata=detail.get("metadata"),
-        )
-        publisher.publish_one(rejection)
-        (tasks or TaskResumer()).resume(request_token(detail), rejection)
+        tasks.reject(detail, err.errors, publisher)
         return Registration(request_id=None, created=False, errors=err.errors)
     created = store.register(
         request.request_id,

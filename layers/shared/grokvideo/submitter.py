@@ -346,18 +346,8 @@ class Submitter:
 
     def _reject(self, errors: list[str], detail: Mapping[str, Any]) -> SubmitResult:
         """Announce the rejection, then fail the task waiting on the request's token (if valid)."""
-        rejection = events.request_rejected(
-            reason=events.INVALID_REQUEST,
-            errors=errors,
-            request_id=detail.get("request_id"),
-            client_ref=detail.get("client_ref"),
-            metadata=detail.get("metadata"),
-        )
-        self.publisher.publish_one(rejection)
-        from grokvideo.tasks import request_token  # a rejection's concern: not at the handler's import
-
         try:
-            self.relay.tasks.resume(request_token(detail), rejection)
+            self.relay.tasks.reject(detail, errors, self.publisher)
         except TaskResumeError as err:
             # No outbox holds a rejection: the request comes back, is rejected and resumed again.
             raise RetryLater(f"task not resumed yet ({err.code})", seconds=RESUME_RETRY_SECONDS) from None

@@ -249,3 +249,21 @@ class TaskResumer:
         logger.info(
             "task resumed", extra={**where, "outcome": "success" if isinstance(action, Succeed) else action.error}
         )
+
+    def reject(self, detail: Mapping[str, Any], errors: list[str], publisher: events.Publisher) -> None:
+        """Announce that the request ``detail`` failed validation (``Video Request Rejected``, echoing
+        its ``request_id``, ``client_ref`` and ``metadata`` where they are valid), then fail the task
+        waiting on its token (``request_token``).
+
+        No outbox holds a rejection: ``EventPublishError`` or ``TaskResumeError`` (as ``resume``)
+        reaches the caller, whose request must come back to be rejected again.
+        """
+        rejection = events.request_rejected(
+            reason=events.INVALID_REQUEST,
+            errors=errors,
+            request_id=detail.get("request_id"),
+            client_ref=detail.get("client_ref"),
+            metadata=detail.get("metadata"),
+        )
+        publisher.publish_one(rejection)
+        self.resume(request_token(detail), rejection)
