@@ -15,28 +15,18 @@ from grokvideo.errors import ValidationError
 from grokvideo.ratelimit import SharedRateLimiter, Slot
 from grokvideo.validation import validate_request_id
 from tests.integration.conftest import TABLE
+from tests.virtual_clock import VirtualClock
 
 START = 1_700_000_000.0  # a whole number of milliseconds, so waits come out exact
 
 
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(START)
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def limiter(table: Any, clock: FakeClock) -> SharedRateLimiter:
+def limiter(table: Any, clock: VirtualClock) -> SharedRateLimiter:
     return SharedRateLimiter(table, "submit", per_second=2, headroom=1.0, clock=clock)
 
 
@@ -69,14 +59,14 @@ def test_a_slot_beyond_max_wait_is_not_taken_and_writes_nothing(table: Any, limi
     assert limiter.take(max_wait=10) == Slot(True, 1.5)  # the next caller still gets that slot
 
 
-def test_max_wait_zero_takes_only_a_free_slot(limiter: SharedRateLimiter, clock: FakeClock) -> None:
+def test_max_wait_zero_takes_only_a_free_slot(limiter: SharedRateLimiter, clock: VirtualClock) -> None:
     assert limiter.take(max_wait=0) == Slot(True, 0)
     assert limiter.take(max_wait=0) == Slot(False, 0.5)
     clock.advance(0.5)
     assert limiter.take(max_wait=0) == Slot(True, 0)
 
 
-def test_an_idle_gap_resets_the_wait(limiter: SharedRateLimiter, clock: FakeClock) -> None:
+def test_an_idle_gap_resets_the_wait(limiter: SharedRateLimiter, clock: VirtualClock) -> None:
     for _ in range(4):
         limiter.take(max_wait=10)  # backlog: the next slot is 2 s away
     clock.advance(10)
@@ -84,14 +74,14 @@ def test_an_idle_gap_resets_the_wait(limiter: SharedRateLimiter, clock: FakeCloc
     assert limiter.take(max_wait=10) == Slot(True, 0.5)
 
 
-def test_the_backlog_drains_with_time(limiter: SharedRateLimiter, clock: FakeClock) -> None:
+def test_the_backlog_drains_with_time(limiter: SharedRateLimiter, clock: VirtualClock) -> None:
     for _ in range(4):
         limiter.take(max_wait=10)
     clock.advance(0.75)
     assert limiter.take(max_wait=10) == Slot(True, 1.25)
 
 
-def test_pause_pushes_the_next_slot(table: Any, limiter: SharedRateLimiter, clock: FakeClock) -> None:
+def test_pause_pushes_the_next_slot(table: Any, limiter: SharedRateLimiter, clock: VirtualClock) -> None:
     limiter.take(max_wait=10)
     limiter.pause(5)
     assert next_slot_ms(table) == int(START * 1000) + 5000
@@ -125,7 +115,7 @@ def test_a_pause_longer_than_the_backlog_wins(limiter: SharedRateLimiter) -> Non
     assert limiter.take(max_wait=10) == Slot(True, 4.0)
 
 
-def test_two_invocations_share_the_slots(table: Any, clock: FakeClock) -> None:
+def test_two_invocations_share_the_slots(table: Any, clock: VirtualClock) -> None:
     first = SharedRateLimiter(table, "submit", per_second=2, headroom=1.0, clock=clock)
     second = SharedRateLimiter(
         boto3.resource("dynamodb").Table(TABLE), "submit", per_second=2, headroom=1.0, clock=clock
@@ -138,7 +128,7 @@ def test_two_invocations_share_the_slots(table: Any, clock: FakeClock) -> None:
     assert len(items(table)) == 1
 
 
-def test_limiters_with_other_names_do_not_share(table: Any, clock: FakeClock) -> None:
+def test_limiters_with_other_names_do_not_share(table: Any, clock: VirtualClock) -> None:
     submit = SharedRateLimiter(table, "submit", per_second=2, headroom=1.0, clock=clock)
     other = SharedRateLimiter(table, "other", per_second=2, headroom=1.0, clock=clock)
     assert submit.take(max_wait=10) == Slot(True, 0)
@@ -228,7 +218,7 @@ def test_slots_leave_headroom_below_the_providers_rate(table: Any) -> None:
 
 
 def test_a_slot_says_when_it_starts(table: Any) -> None:
-    clock = FakeClock(1_700_000_000.0)
+    clock = VirtualClock(1_700_000_000.0)
     limiter = SharedRateLimiter(table, "submit", per_second=2, headroom=1.0, clock=clock)
     assert limiter.take(max_wait=10).starts_at == 1_700_000_000.0
     assert limiter.take(max_wait=10).starts_at == 1_700_000_000.5

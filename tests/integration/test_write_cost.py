@@ -29,6 +29,7 @@ from grokvideo.urlguard import UrlGuard
 from local.fake_cometapi import FakeCometAPI
 from tests import write_units
 from tests.integration.conftest import TABLE, EventCapture
+from tests.virtual_clock import VirtualClock
 from tests.write_units import Write, WriteLedger, totals
 
 PENDING_POLLS = 6
@@ -199,11 +200,7 @@ def test_a_sweep_that_holds_a_pending_job_writes_its_claim_once_however_often_it
     answers: list[PollStatus] = [Pending("IN_PROGRESS/processing", 80 + 3 * n) for n in range(5)]
     answers.append(Succeeded(fake.video_url(rid), duration=1, model="grok-imagine-video", cost_usd=0.05))
     script = Script(answers)
-    clock = [start]
-
-    def sleep(seconds: float) -> None:
-        clock[0] += seconds
-
+    clock = VirtualClock(start)
     sweeper = Sweeper(
         costed_store,
         script,
@@ -211,15 +208,15 @@ def test_a_sweep_that_holds_a_pending_job_writes_its_claim_once_however_often_it
         concurrency=1,
         schedule=PollSchedule(first_delay=5, cap=60),
         sweep_seconds=120,
-        clock=lambda: clock[0],
-        sleep=sleep,
+        clock=clock,
+        sleep=clock.sleep,
     )
     mark = ledger.mark()
     report = sweeper.run()
     writes = ledger.since(mark)
 
     assert report.polled == 6 and report.held == 5 and report.unexpected_errors == 0, report
-    assert clock[0] - start < 120  # every poll within the one sweep
+    assert clock() - start < 120  # every poll within the one sweep
     # The claim, then the transition and the outbox cleared: nothing for the five pending answers.
     assert totals(writes)["calls"] == 3, [w.operation for w in writes]
     assert [e["detail-type"] for e in capture.drain()] == ["Video Generation Succeeded"]
@@ -233,7 +230,7 @@ def test_a_held_job_is_due_again_at_the_sweeps_end_if_the_sweep_dies(
     rid = fake.add_job(outcome="done", ready_after=0)
     start = float(int(time.time()))
     costed_store.register(rid, now=int(start) - 60)
-    clock = [start]
+    clock = VirtualClock(start)
 
     class DiesOnSecondPoll(Script):
         def get_video(self, request_id: str) -> PollStatus:
@@ -241,17 +238,14 @@ def test_a_held_job_is_due_again_at_the_sweeps_end_if_the_sweep_dies(
                 raise SystemExit("the poller's process died")
             return super().get_video(request_id)
 
-    def sleep(seconds: float) -> None:
-        clock[0] += seconds
-
     sweeper = Sweeper(
         costed_store,
         DiesOnSecondPoll([Pending("IN_PROGRESS/processing", 95)]),
         publisher,
         concurrency=1,
         sweep_seconds=50,
-        clock=lambda: clock[0],
-        sleep=sleep,
+        clock=clock,
+        sleep=clock.sleep,
     )
     with pytest.raises(SystemExit):
         sweeper.run()
