@@ -160,6 +160,10 @@ class _Pricer:
     def per_job(self, service: str, what: str, quantity: float, unit: str, price_name: str) -> Line:
         return Line(service, what, quantity, unit, self.p[price_name].of(quantity) * 1e6)
 
+    def per_month(self, service: str, what: str, quantity: float, unit: str, price_name: str) -> Line:
+        """An idle line: ``quantity`` a month at ``price_name``, named once so the two cannot drift."""
+        return Line(service, what, quantity, unit, self.p[price_name].of(quantity))
+
     def bill(self) -> Bill:
         lines = [
             *self.lambda_lines(),
@@ -363,12 +367,12 @@ class _Pricer:
         idle = self.run.invocations_of("poller", "idle")
         per_job = self.marginal(self.log_bytes(load), self.log_bytes(idle))
         lines = [
-            Line(
+            self.per_job(
                 "CloudWatch",
                 f"logs ingested ({per_job / 1000:.2f} KB a job)",
                 per_job / GB,
                 "GB",
-                self.p["cloudwatch_logs_ingested_gb"].of(per_job / GB) * 1e6,
+                "cloudwatch_logs_ingested_gb",
             )
         ]
         extra = len(self.run.metric_series.get("load", set()) - self.run.metric_series.get("idle", set()))
@@ -415,83 +419,72 @@ class _Pricer:
         receives = self.run.facts.sqs_mappings * self.p.assumptions["idle_receives_per_sqs_mapping_month"]
         cold_starts = self.p.assumptions["hours_per_month"] / self.p.assumptions["lambda_environment_hours"]
         init_gbs = cold_starts * self.p.assumptions["lambda_init_seconds"] * memory_gb
-        p = self.p
+        environment_hours = self.p.assumptions["lambda_environment_hours"]
+        month = self.per_month
         lines = [
-            Line("Scheduler", "rate(1 minute) invocations", ticks, "invocations", p["scheduler_invocation"].of(ticks)),
-            Line("Lambda", "poller invocations", ticks, "requests", p["lambda_request"].of(ticks)),
-            Line(
+            month("Scheduler", "rate(1 minute) invocations", ticks, "invocations", "scheduler_invocation"),
+            month("Lambda", "poller invocations", ticks, "requests", "lambda_request"),
+            month(
                 "Lambda",
                 f"GB-s poller ({self.idle_tick_ms():.0f} ms an empty sweep)",
                 per_tick_gbs * ticks,
                 "GB-s",
-                p["lambda_gb_second_arm64"].of(per_tick_gbs * ticks),
+                "lambda_gb_second_arm64",
             ),
-            Line(
+            month(
                 "Lambda",
-                f"GB-s of the poller's INIT (a cold start every {p.assumptions['lambda_environment_hours']:.0f} h)",
+                f"GB-s of the poller's INIT (a cold start every {environment_hours:.0f} h)",
                 init_gbs,
                 "GB-s",
-                p["lambda_gb_second_arm64"].of(init_gbs),
+                "lambda_gb_second_arm64",
             ),
-            Line(
+            month(
                 "DynamoDB",
                 f"read units of empty sweeps ({rru:.1f} a sweep)",
                 rru * ticks,
                 "RRU",
-                p["dynamodb_read_request_unit"].of(rru * ticks),
+                "dynamodb_read_request_unit",
             ),
-            Line(
-                "DynamoDB",
-                "write units of empty sweeps",
-                wru * ticks,
-                "WRU",
-                p["dynamodb_write_request_unit"].of(wru * ticks),
-            ),
-            Line(
+            month("DynamoDB", "write units of empty sweeps", wru * ticks, "WRU", "dynamodb_write_request_unit"),
+            month(
                 "SQS",
                 f"Lambda's pollers on {self.run.facts.sqs_mappings} empty queues (assumed)",
                 receives,
                 "requests",
-                p["sqs_standard_request"].of(receives),
+                "sqs_standard_request",
             ),
-            Line("CloudWatch", "logs of empty sweeps", log_gb, "GB", p["cloudwatch_logs_ingested_gb"].of(log_gb)),
-            Line(
+            month("CloudWatch", "logs of empty sweeps", log_gb, "GB", "cloudwatch_logs_ingested_gb"),
+            month(
                 "CloudWatch",
                 "custom metrics the empty sweeps send (EMF)",
                 series,
                 "metrics",
-                p["cloudwatch_custom_metric_month"].of(series),
+                "cloudwatch_custom_metric_month",
             ),
-            Line(
-                "CloudWatch",
-                "alarms",
-                self.run.facts.alarms,
-                "alarms",
-                p["cloudwatch_alarm_month"].of(self.run.facts.alarms),
-            ),
-            Line(
+            month("CloudWatch", "alarms", self.run.facts.alarms, "alarms", "cloudwatch_alarm_month"),
+            month(
                 "CloudWatch",
                 "dashboard (free if it is one of the account's first 3)",
                 self.run.facts.dashboards,
                 "dashboards",
-                p["cloudwatch_dashboard_month"].of(self.run.facts.dashboards),
+                "cloudwatch_dashboard_month",
             ),
-            Line(
+            month(
                 "Secrets Manager",
                 "the key's secret (the stack creates it by default)",
                 int(self.run.facts.creates_secret),
                 "secrets",
-                p["secretsmanager_secret_month"].of(int(self.run.facts.creates_secret)),
+                "secretsmanager_secret_month",
             ),
-            Line(
+            month(
                 "Secrets Manager",
                 "GetSecretValue of empty sweeps",
                 secret_calls * ticks,
                 "calls",
-                p["secretsmanager_api_call"].of(secret_calls * ticks),
+                "secretsmanager_api_call",
             ),
         ]
         if self.tracing:
             traces = ticks * sampled_fraction(1 / (60 * self.run.facts.schedule_minutes))
-            lines.append(Line("X-Ray", "traces of empty sweeps", traces, "traces", p["xray_trace_recorded"].of(traces)))
+            lines.append(month("X-Ray", "traces of empty sweeps", traces, "traces", "xray_trace_recorded"))
         return lines

@@ -36,13 +36,12 @@ from botocore.config import Config  # noqa: E402
 
 from benchmarks import figures  # noqa: E402
 from benchmarks.machine import describe  # noqa: E402
-from benchmarks.services import fake_cometapi, moto_server  # noqa: E402
+from benchmarks.services import MOTO_CREDENTIALS, fake_cometapi, moto_server  # noqa: E402
 from grokvideo.fanout import plan_sweeps  # noqa: E402
 from grokvideo.jobs import JobStore  # noqa: E402
 from tests.integration.conftest import create_jobs_table  # noqa: E402
 
 API_KEY = "bench-key"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 SHARDS = 4
 FIGURE = ROOT / "docs" / "fan_out.png"
 
@@ -61,7 +60,7 @@ def sweep_share(
     endpoint: str, api_url: str, table: str, shards: tuple[int, ...], concurrency: int, rate: float, start_at: float
 ) -> SweepResult:
     """One sweeper process: its shards, one pass, the shared budget; what it did and its CPU."""
-    os.environ.update(CREDENTIALS)
+    os.environ.update(MOTO_CREDENTIALS)
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     from grokvideo.backoff import PollSchedule
     from grokvideo.cometapi import CometApiClient
@@ -146,7 +145,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rate", type=float, default=200.0, help="the shared poll budget, polls/s")
     args = parser.parse_args()
-    os.environ.update({k: v for k, v in CREDENTIALS.items() if k not in os.environ})
+    os.environ.update({k: v for k, v in MOTO_CREDENTIALS.items() if k not in os.environ})
     bound = args.concurrency / args.latency
 
     print(f"machine: {describe()}")

@@ -58,7 +58,7 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from benchmarks.machine import describe  # noqa: E402
-from benchmarks.services import Service, cpu_seconds, fake_cometapi, moto_server  # noqa: E402
+from benchmarks.services import MOTO_CREDENTIALS, Service, cpu_seconds, fake_cometapi, moto_server  # noqa: E402
 from grokvideo.backoff import PollSchedule  # noqa: E402
 from grokvideo.cometapi import CometApiClient  # noqa: E402
 from grokvideo.events import EventPublisher  # noqa: E402
@@ -67,7 +67,6 @@ from grokvideo.sweep import Sweeper  # noqa: E402
 from tests.integration.conftest import create_jobs_table  # noqa: E402
 
 API_KEY = "bench-key"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 LAMBDA_MB_PER_VCPU = 1769  # Lambda gives a function CPU in proportion to memory: 1769 MB = 1 vCPU
 TYPICAL_PENDING_POLLS = 6  # a typical job: 6 pending polls, then the one that finds it done
 KINDS = ("finishing", "pending", "progress")
@@ -314,7 +313,7 @@ def main() -> int:
     parser.add_argument("--emulator-pid", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--fake-pid", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    os.environ.update({k: v for k, v in CREDENTIALS.items() if k not in os.environ})
+    os.environ.update({k: v for k, v in MOTO_CREDENTIALS.items() if k not in os.environ})
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     if args.worker:
         return worker(args)

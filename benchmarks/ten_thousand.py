@@ -41,7 +41,7 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from benchmarks.machine import describe  # noqa: E402
-from benchmarks.services import moto_server  # noqa: E402
+from benchmarks.services import MOTO_CREDENTIALS, moto_server  # noqa: E402
 from grokvideo import config  # noqa: E402
 from grokvideo.fanout import SHARDS_KEY, FanOut  # noqa: E402
 from grokvideo.jobs import JobStore  # noqa: E402
@@ -49,7 +49,6 @@ from local.fake_cometapi import FakeCometAPI  # noqa: E402
 from tests.integration.conftest import create_jobs_table  # noqa: E402
 
 API_KEY = "bench-key"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 TABLE = "ten-thousand"
 TICK_SECONDS = 60
 INVOCATION_SECONDS = 90  # the poller's timeout
@@ -66,7 +65,7 @@ class Sweep:
 
 def sweep(endpoint: str, api_url: str, shards: tuple[int, ...]) -> Sweep:
     """One poller invocation on ``shards``: the deployed settings, the shared budget, 90 s."""
-    os.environ.update(CREDENTIALS)
+    os.environ.update(MOTO_CREDENTIALS)
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     from grokvideo.backoff import PollSchedule
@@ -124,7 +123,7 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=config.MAX_SWEEPERS)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    os.environ.update({k: v for k, v in CREDENTIALS.items() if k not in os.environ})
+    os.environ.update({k: v for k, v in MOTO_CREDENTIALS.items() if k not in os.environ})
     rng = random.Random(args.seed)
     deadline = config.MAX_JOB_AGE_SECONDS
     print(f"machine: {describe()}")

@@ -347,6 +347,34 @@ def test_a_failed_send_leaves_the_message_in_place_and_says_what_next(cli: Any, 
     assert bodies(dlq) == [succeeded("job-1")]
 
 
+class RefusingDeletes:
+    """The deployment's SQS client, except that every DeleteMessageBatch is denied as AWS would."""
+
+    def __init__(self, sqs: Any) -> None:
+        self.sqs = sqs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sqs, name)
+
+    def delete_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no sqs:DeleteMessage"}}, "DeleteMessageBatch")
+
+
+def test_a_failed_delete_says_the_message_moved_and_why_it_is_still_there(cli: Any, deployment: Any) -> None:
+    dlq = deployment.outputs["CopyDeadLetterQueueUrl"]
+    dead_letter(dlq, succeeded("job-1"))
+    deployment._clients["sqs"] = RefusingDeletes(deployment.client("sqs"))
+
+    result = cli("redrive", "copy", "--json")
+
+    assert result.code == 6
+    [letter] = result.json()["messages"]
+    assert letter["result"] == "moved" and "AccessDenied: no sqs:DeleteMessage" in letter["reason"]
+    assert "1 were moved but are still there" in result.err
+    assert "could not delete it from the dead-letter queue: AccessDenied" in result.err
+    assert bodies(deployment.outputs["CopyQueueUrl"]) == [succeeded("job-1")]
+
+
 def test_a_body_that_is_not_a_json_event_stays_and_the_rest_moves(cli: Any, deployment: Any) -> None:
     dlq = deployment.outputs["CopyDeadLetterQueueUrl"]
     dead_letter(dlq, "not json at all")

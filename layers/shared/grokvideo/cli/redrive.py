@@ -54,6 +54,7 @@ VIDEO_URL_LIFETIME = 24 * 3600
 """Seconds a provider's video URL lives (about a day): a copy redriven later fails URL_EXPIRED."""
 VISIBILITY_SECONDS = 60  # a received message stays hidden this long unless moved or released sooner
 RECEIVE_WAIT_SECONDS = 1  # long polling asks every SQS server: an empty answer means empty
+NOT_DELETED = "moved, but could not delete it from the dead-letter queue"
 
 
 class Kind(StrEnum):
@@ -548,7 +549,7 @@ class Redrive:
             except CliError as err:
                 self._fail(batch, err.message)
                 continue
-            failed = {f["Id"]: f"{f.get('Code', 'error')}: {f.get('Message', '')}" for f in answer.get("Failed", [])}
+            failed = _refusals(answer)
             for i, letter in enumerate(batch):
                 if str(i) in failed:
                     self._fail([letter], f"the {self.queue.destination.value} refused it: {failed[str(i)]}")
@@ -605,16 +606,14 @@ class Redrive:
         for batch in batches(moved, lambda _: 1):
             entries = [{"Id": str(i), "ReceiptHandle": letter.receipt_handle} for i, letter in enumerate(batch)]
             try:
-                with aws_errors("DeleteMessageBatch"):
+                with aws_errors(NOT_DELETED):
                     answer = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-                failed = {
-                    f["Id"]: f"{f.get('Code', 'error')}: {f.get('Message', '')}" for f in answer.get("Failed", [])
-                }
+                failed = {i: f"{NOT_DELETED}: {refusal}" for i, refusal in _refusals(answer).items()}
             except CliError as err:
                 failed = {str(i): err.message for i in range(len(batch))}
             for i, letter in enumerate(batch):
                 if str(i) in failed:
-                    letter.reason = f"moved, but still in the dead-letter queue ({failed[str(i)]})"
+                    letter.reason = failed[str(i)]  # its result stays MOVED: the copy left is a duplicate
 
     def _release(self) -> None:
         """Make what stays visible again at once (otherwise it would hide for VISIBILITY_SECONDS)."""
@@ -625,7 +624,7 @@ class Redrive:
                 for i, letter in enumerate(batch)
             ]
             try:
-                with aws_errors("ChangeMessageVisibilityBatch"):
+                with aws_errors("could not make it visible again"):
                     answer = self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
                 failed = answer.get("Failed", [])
             except CliError:
@@ -634,6 +633,15 @@ class Redrive:
                 self.report.notes.append(
                     f"{len(failed)} messages left in the dead-letter queue stay hidden for up to {VISIBILITY_SECONDS} s"
                 )
+
+
+def _refusals(answer: Mapping[str, Any]) -> dict[str, str]:
+    """The entries an SQS batch call refused, by ``Id``: ``{"0": "Code: Message"}``.
+
+    >>> _refusals({"Successful": [{"Id": "0"}], "Failed": [{"Id": "1", "Code": "AccessDenied", "Message": "no"}]})
+    {'1': 'AccessDenied: no'}
+    """
+    return {f["Id"]: f"{f.get('Code', 'error')}: {f.get('Message', '')}" for f in answer.get("Failed", [])}
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -679,8 +687,9 @@ def next_steps(report: Report, stack: str) -> str:
             f"--queue-url {report.queue_url} --message-attribute-names All` and delete them once handled"
         )
     if undeleted:
+        reasons = sorted({letter.reason or "" for letter in undeleted})
         lines.append(
-            f"- {len(undeleted)} were moved but could not be deleted: the next redrive moves them again "
-            "(a harmless duplicate)"
+            f"- {len(undeleted)} were moved but are still there ({'; '.join(reasons)}): the next redrive "
+            "moves them again (a harmless duplicate): fix that first, or it leaves them behind again"
         )
     return "\n".join(lines)
