@@ -403,10 +403,12 @@ class JobStore:
     # --- claims -----------------------------------------------------------------------------
 
     def claim_poll(self, due: DueJob, *, owner: str, now: int, next_poll_at: int) -> Job | None:
-        """Claim a pending job for one poll; the same write reschedules it. None if another won.
+        """Claim a pending job for its polls; the same write reschedules it. None if another won.
 
         The claim moves the job to ``next_poll_at``, when it is due next should this poll answer
-        "pending" (the caller's backoff, ``polling.reschedule_at``), and counts the attempt. Most
+        "pending": the caller's backoff (``polling.reschedule_at``), or the end of a sweep that
+        holds the job and polls it again from memory until then (``polling.follow_up``). It counts
+        the attempt (one per claim, however many polls the claim covers). Most
         polls do answer pending, and then nothing more is written unless the answer changed what
         the job shows (its progress: ``reschedule``). A pending poll thus costs one conditional
         write, where a claim and then a reschedule cost two, and the ``due`` index sees one move of
